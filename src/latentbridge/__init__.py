@@ -1,0 +1,30 @@
+"""latentbridge: latent space communication with relative projections and their product.
+
+The core needs only torch and numpy; importing it does nothing else (no files, no network).
+
+- :func:`relative_projection` and the registry :mod:`latentbridge.projections`;
+- :class:`RelativeProjection` and :class:`ProductProjection` modules (zero-shot stitching by
+  swapping anchors: ``module.with_anchors(anchors_b)``);
+- :mod:`latentbridge.anchors` for anchor selection, :mod:`latentbridge.aggregations`,
+  :mod:`latentbridge.transformations` for the invariance vocabulary.
+"""
+
+from . import aggregations, anchors, normalization, projections, transformations
+from .modules import ProductProjection, RelativeProjection
+from .projections import relative_projection
+from .transformations import TRANSFORMATIONS
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "TRANSFORMATIONS",
+    "ProductProjection",
+    "RelativeProjection",
+    "__version__",
+    "aggregations",
+    "anchors",
+    "normalization",
+    "projections",
+    "relative_projection",
+    "transformations",
+]

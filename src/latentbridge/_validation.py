@@ -1,0 +1,97 @@
+"""Input checks at the public boundary: conversion to tensors, shapes, dtypes, finiteness."""
+
+from __future__ import annotations
+
+import warnings
+from typing import TypeAlias, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+ArrayLike: TypeAlias = Union[Tensor, np.ndarray]  # noqa: UP007 (a runtime alias on 3.10)
+
+# dtypes computed as they are; half precision is computed in float32 and cast back.
+_NATIVE = (torch.float32, torch.float64)
+
+
+def as_tensor(value: object, name: str) -> Tensor:
+    """Return ``value`` (numpy array or tensor) as a floating tensor, without copying."""
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "f":
+            raise TypeError(
+                f"{name} must hold floating-point numbers, got numpy dtype {value.dtype}; "
+                f"cast it first, e.g. {name}.astype(np.float32)"
+            )
+        tensor = torch.from_numpy(np.ascontiguousarray(value))
+    elif isinstance(value, Tensor):
+        tensor = value
+        if not tensor.is_floating_point():
+            raise TypeError(
+                f"{name} must hold floating-point numbers, got torch dtype {tensor.dtype}; "
+                f"cast it first, e.g. {name}.float()"
+            )
+    else:
+        raise TypeError(
+            f"{name} must be a torch.Tensor or a numpy.ndarray, got {type(value).__name__}"
+        )
+    return tensor
+
+
+def as_matrix(value: object, name: str, *, rows: str = "N", cols: str = "D") -> Tensor:
+    """Return ``value`` as a 2-D floating tensor, or fail with an error naming ``name``."""
+    tensor = as_tensor(value, name)
+    if tensor.ndim != 2:
+        hint = f"; for a single sample use {name}[None]" if tensor.ndim == 1 else ""
+        raise ValueError(
+            f"{name} must be 2-D with shape ({rows}, {cols}), got shape {tuple(tensor.shape)}{hint}"
+        )
+    return tensor
+
+
+def check_finite(tensor: Tensor, name: str) -> None:
+    """Raise ``ValueError`` if ``tensor`` holds NaN or infinite values."""
+    finite = torch.isfinite(tensor)
+    if not bool(finite.all()):
+        bad = (~finite).nonzero()
+        first = tuple(int(i) for i in bad[0])
+        raise ValueError(
+            f"{name} contains {bad.shape[0]} NaN or infinite value(s), the first at index "
+            f"{first}; remove or impute them before projecting"
+        )
+
+
+def compute_dtype(*dtypes: torch.dtype) -> torch.dtype:
+    """The dtype computations run in: the promoted dtype, with half precision raised to float32."""
+    dtype = dtypes[0]
+    for other in dtypes[1:]:
+        dtype = torch.promote_types(dtype, other)
+    return dtype if dtype in _NATIVE else torch.float32
+
+
+def check_pair(x: Tensor, anchors: Tensor) -> None:
+    """Check that samples and anchors can be projected onto each other."""
+    if anchors.shape[0] == 0:
+        raise ValueError("anchors must hold at least one anchor, got shape (0, D)")
+    if x.shape[1] != anchors.shape[1]:
+        raise ValueError(
+            f"x and anchors must have the same feature dimension, got x with D={x.shape[1]} "
+            f"and anchors with D={anchors.shape[1]}"
+        )
+    if x.device != anchors.device:
+        raise ValueError(
+            f"x and anchors must be on the same device, got x on {x.device} and anchors on "
+            f"{anchors.device}"
+        )
+
+
+def warn_duplicates(anchors: Tensor, name: str = "anchors") -> None:
+    """Warn when ``anchors`` holds repeated rows: their relative coordinates are redundant."""
+    unique = torch.unique(anchors.detach(), dim=0)
+    if unique.shape[0] < anchors.shape[0]:
+        warnings.warn(
+            f"{name} holds {anchors.shape[0] - unique.shape[0]} duplicate row(s) out of "
+            f"{anchors.shape[0]}: their relative coordinates repeat and add no information",
+            UserWarning,
+            stacklevel=3,
+        )

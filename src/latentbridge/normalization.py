@@ -1,0 +1,188 @@
+"""Normalisations of the absolute space (fitted on the anchors) and of the relative space.
+
+Absolute normalisations map a sample ``z`` to ``n(z) = (z - shift) / scale`` (then, for ``l2``,
+to ``n(z) / ||n(z)||``), where ``shift`` and ``scale`` are fitted on the *anchors only*, never on
+a batch: a batch's statistics would make a sample's representation depend on its neighbours.
+
+=============  =========================  ==============================  ======================
+name           shift / scale              invariant to                    commutes with
+=============  =========================  ==============================  ======================
+``none``       0 / 1                      --                              every class
+``center``     anchor mean / 1            translation                     every linear class
+``standard``   anchor mean / anchor std   translation, isotropic and      permutation, sign_flip
+                                          diagonal scaling
+``l2``         0 / 1, then unit norm      isotropic_scaling               orthogonal (so also
+                                                                          permutation, sign_flip)
+=============  =========================  ==============================  ======================
+
+Relative normalisations act on the ``K`` coordinates of each relative vector:
+
+- ``none``;
+- ``l2``: ``r / ||r||`` (a zero vector stays zero), removes a positive global scale;
+- ``standardize``: ``(r - mean(r)) / std(r)`` across the K coordinates (a LayerNorm over the
+  anchor axis without affine), removes a positive global scale and a shift.
+
+The effective invariances of a configuration follow from these declarations (see
+:func:`latentbridge.projections.effective_invariances`) and are checked numerically by the tests.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .transformations import TRANSFORMATIONS, closure
+
+__all__ = [
+    "ABSOLUTE",
+    "RELATIVE",
+    "AbsoluteNormalization",
+    "RelativeNormalization",
+    "apply_absolute",
+    "apply_relative",
+    "fit_absolute",
+    "get_absolute",
+    "get_relative",
+    "l2_rows",
+    "standardize_rows",
+]
+
+
+@dataclass(frozen=True)
+class AbsoluteNormalization:
+    """An absolute-space normalisation and the transformation classes it handles.
+
+    ``invariances``: classes ``T`` with ``n(T z) = n(z)`` (statistics refitted on ``T anchors``).
+    ``equivariances``: classes with ``n(T z) = T' n(z)`` where ``T'`` is in the same class.
+    """
+
+    name: str
+    invariances: frozenset[str]
+    equivariances: frozenset[str]
+    description: str
+
+
+@dataclass(frozen=True)
+class RelativeNormalization:
+    """A relative-space normalisation; ``removes_scale`` if ``m(c r) = m(r)`` for ``c > 0``."""
+
+    name: str
+    removes_scale: bool
+    description: str
+
+
+_LINEAR = frozenset(TRANSFORMATIONS) - {"translation"}
+
+ABSOLUTE: dict[str, AbsoluteNormalization] = {
+    "none": AbsoluteNormalization("none", frozenset(), frozenset(TRANSFORMATIONS), "identity"),
+    "center": AbsoluteNormalization(
+        "center", frozenset({"translation"}), _LINEAR, "subtract the anchor mean"
+    ),
+    "standard": AbsoluteNormalization(
+        "standard",
+        frozenset({"translation", "isotropic_scaling", "diagonal_scaling"}),
+        frozenset({"permutation", "sign_flip"}),
+        "subtract the anchor mean, divide by the anchor standard deviation per dimension",
+    ),
+    "l2": AbsoluteNormalization(
+        "l2",
+        frozenset({"isotropic_scaling"}),
+        closure({"orthogonal"}),
+        "divide each vector by its euclidean norm",
+    ),
+}
+
+RELATIVE: dict[str, RelativeNormalization] = {
+    "none": RelativeNormalization("none", False, "identity"),
+    "l2": RelativeNormalization("l2", True, "divide each relative vector by its euclidean norm"),
+    "standardize": RelativeNormalization(
+        "standardize", True, "zero mean, unit variance across the K anchor coordinates"
+    ),
+}
+
+
+def get_absolute(name: str, argument: str = "normalization") -> AbsoluteNormalization:
+    if not isinstance(name, str) or name not in ABSOLUTE:
+        raise ValueError(f"{argument} must be one of {list(ABSOLUTE)}, got {name!r}")
+    return ABSOLUTE[name]
+
+
+def get_relative(name: str, argument: str = "relative_normalization") -> RelativeNormalization:
+    if not isinstance(name, str) or name not in RELATIVE:
+        raise ValueError(f"{argument} must be one of {list(RELATIVE)}, got {name!r}")
+    return RELATIVE[name]
+
+
+def fit_absolute(name: str, anchors: Tensor) -> tuple[Tensor, Tensor]:
+    """Fit ``(shift, scale)`` of the absolute normalisation ``name`` on ``anchors (K, D)``.
+
+    Differentiable with respect to the anchors. A feature that is constant across the anchors
+    gets scale 1 under ``standard`` (as scikit-learn's StandardScaler does), with a warning.
+    """
+    get_absolute(name)
+    dim = anchors.shape[1]
+    ones = torch.ones(dim, dtype=anchors.dtype, device=anchors.device)
+    zeros = torch.zeros(dim, dtype=anchors.dtype, device=anchors.device)
+    if name in ("none", "l2"):
+        return zeros, ones
+    shift = anchors.mean(dim=0)
+    if name == "center":
+        return shift, ones
+    scale = anchors.std(dim=0, unbiased=False)
+    eps = torch.finfo(anchors.dtype).eps
+    constant = scale <= 10 * eps * shift.abs()
+    constant |= scale == 0
+    if bool(constant.any()):
+        warnings.warn(
+            f"anchors have {int(constant.sum())} constant feature(s) (e.g. dimension "
+            f"{int(constant.nonzero()[0])}); their scale is set to 1 under 'standard' "
+            "normalization",
+            UserWarning,
+            stacklevel=3,
+        )
+        scale = torch.where(constant, ones, scale)
+    return shift, scale
+
+
+def l2_rows(x: Tensor) -> Tensor:
+    """``x / ||x||`` row-wise; zero rows stay zero, with zero (not NaN) gradient."""
+    norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+    nonzero = norm > 0
+    safe = torch.where(nonzero, norm, torch.ones_like(norm))
+    return torch.where(nonzero, x / safe, torch.zeros_like(x))
+
+
+def standardize_rows(x: Tensor) -> Tensor:
+    """Standardise each row across its last axis: ``(x - mean) / std``.
+
+    The variance is regularised by ``eps * mean(x**2)`` (eps of the dtype), which keeps the map
+    exactly invariant to a positive rescaling of the row and finite for constant rows (sent to 0).
+    """
+    centred = x - x.mean(dim=-1, keepdim=True)
+    var = centred.pow(2).mean(dim=-1, keepdim=True)
+    eps = torch.finfo(x.dtype).eps
+    denom = (var + eps * x.pow(2).mean(dim=-1, keepdim=True)).clamp_min(torch.finfo(x.dtype).tiny)
+    return centred * torch.rsqrt(denom)
+
+
+def apply_absolute(name: str, x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
+    """Apply the fitted absolute normalisation ``name`` to ``x (N, D)``."""
+    if name == "none":
+        return x
+    if name == "l2":
+        return l2_rows(x)
+    return (x - shift) / scale
+
+
+def apply_relative(name: str, relative: Tensor) -> Tensor:
+    """Apply the relative normalisation ``name`` to ``relative (N, K)``."""
+    if name == "none":
+        return relative
+    if name == "l2":
+        return l2_rows(relative)
+    if name == "standardize":
+        return standardize_rows(relative)
+    raise ValueError(f"relative_normalization must be one of {list(RELATIVE)}, got {name!r}")

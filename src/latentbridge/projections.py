@@ -1,0 +1,358 @@
+"""Relative projections: a registry of similarity functions with declared invariances.
+
+A relative projection represents a sample ``z`` by its similarities to ``K`` anchors,
+``r(z) = [d(z, a_1), ..., d(z, a_K)]``. ``r`` is invariant to a transformation ``T`` applied to
+samples and anchors alike when ``d(T z, T a) = d(z, a)``.
+
+Built-ins (``z`` a sample, ``a`` an anchor, both after the absolute normalisation):
+
+=============  ==========================================  =====================================
+name           d(z, a)                                     invariant to
+=============  ==========================================  =====================================
+``cosine``     <z, a> / (||z|| ||a||) (0 for a zero vector) orthogonal, isotropic_scaling
+``euclidean``  ||z - a||_2                                 orthogonal, translation
+``l1``         sum_k |z_k - a_k|                           permutation, sign_flip, translation
+``linf``       max_k |z_k - a_k|                           permutation, sign_flip, translation
+``dot``        <z, a>                                      orthogonal
+``angular``    arccos(clamp(cosine, -1, 1)) / pi           orthogonal, isotropic_scaling
+``rbf``        exp(-||z - a||^2 / s^2), s^2 the mean       orthogonal, translation,
+               squared distance between distinct anchors   isotropic_scaling
+=============  ==========================================  =====================================
+
+``orthogonal`` implies ``permutation`` and ``sign_flip``. Each projection also declares
+``scaled_by``: classes under which ``r`` is multiplied by a positive constant (euclidean, l1 and
+linf grow linearly with an isotropic scaling, dot quadratically), which a scale-removing relative
+normalisation turns into invariances. Distances are computed from coordinate differences, not
+from the ``||z||^2 + ||a||^2 - 2 <z, a>`` expansion, so nearby points far from the origin keep
+their digits. Cost: O(N K D) time and O(N K) memory for every projection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import overload
+
+import torch
+from torch import Tensor
+
+from . import normalization as _norm
+from ._validation import (
+    ArrayLike,
+    as_matrix,
+    check_finite,
+    check_pair,
+    compute_dtype,
+    warn_duplicates,
+)
+from .transformations import TRANSFORMATIONS, closure, validate_classes
+
+__all__ = [
+    "Projection",
+    "available",
+    "effective_invariances",
+    "get",
+    "register",
+    "relative_projection",
+    "unregister",
+]
+
+ProjectionFn = Callable[[Tensor, Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A registered relative projection.
+
+    ``function(x, anchors)`` maps ``x (N, D)`` and ``anchors (K, D)`` (same dtype and device,
+    already validated and normalised) to ``(N, K)``.
+    """
+
+    name: str
+    function: ProjectionFn
+    invariances: frozenset[str]
+    scaled_by: frozenset[str]
+    description: str
+
+    def __call__(self, x: Tensor, anchors: Tensor) -> Tensor:
+        return self.function(x, anchors)
+
+
+_REGISTRY: dict[str, Projection] = {}
+_BUILTINS: set[str] = set()
+
+
+def available() -> list[str]:
+    """Names of the registered projections, built-ins first, in registration order."""
+    return list(_REGISTRY)
+
+
+def get(name: str) -> Projection:
+    """The registered projection called ``name``."""
+    if not isinstance(name, str):
+        raise TypeError(f"projection must be a string name, got {type(name).__name__}")
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"projection must be one of {available()}, got {name!r}") from None
+
+
+@overload
+def register(
+    name: str,
+    function: ProjectionFn,
+    *,
+    invariances: Iterable[str],
+    scaled_by: Iterable[str] = (),
+    description: str = "",
+    overwrite: bool = False,
+) -> Projection: ...
+
+
+@overload
+def register(
+    name: str,
+    function: None = None,
+    *,
+    invariances: Iterable[str],
+    scaled_by: Iterable[str] = (),
+    description: str = "",
+    overwrite: bool = False,
+) -> Callable[[ProjectionFn], ProjectionFn]: ...
+
+
+def register(
+    name: str,
+    function: ProjectionFn | None = None,
+    *,
+    invariances: Iterable[str],
+    scaled_by: Iterable[str] = (),
+    description: str = "",
+    overwrite: bool = False,
+) -> Projection | Callable[[ProjectionFn], ProjectionFn]:
+    """Register a projection with the transformation classes it is invariant to.
+
+    Use as a call, ``register("name", fn, invariances={"orthogonal"})``, which returns the
+    :class:`Projection`, or as a decorator, which returns the function unchanged::
+
+        @latentbridge.projections.register("sqeuclidean", invariances={"orthogonal", "translation"},
+                                           scaled_by={"isotropic_scaling"})
+        def sqeuclidean(x, anchors):
+            return torch.cdist(x, anchors).pow(2)
+
+    ``invariances`` and ``scaled_by`` take names from
+    :data:`latentbridge.transformations.TRANSFORMATIONS`; ``orthogonal`` implies ``permutation``
+    and ``sign_flip``, which are added. The declaration is a promise that the test-suite (and
+    :func:`latentbridge.analysis.verify_invariances`) checks numerically.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty string, got {name!r}")
+    declared = closure(validate_classes(invariances, "invariances"))
+    scaled = closure(validate_classes(scaled_by, "scaled_by")) - declared
+
+    def _register(fn: ProjectionFn) -> Projection:
+        if not callable(fn):
+            raise TypeError(f"function must be callable, got {type(fn).__name__}")
+        if name in _REGISTRY and not overwrite:
+            raise ValueError(
+                f"a projection named {name!r} is already registered; pass overwrite=True to "
+                "replace it"
+            )
+        if name in _BUILTINS and overwrite:
+            raise ValueError(f"the built-in projection {name!r} cannot be replaced")
+        projection = Projection(name, fn, declared, scaled, description or (fn.__doc__ or ""))
+        _REGISTRY[name] = projection
+        return projection
+
+    if function is not None:
+        return _register(function)
+
+    def decorator(fn: ProjectionFn) -> ProjectionFn:
+        _register(fn)
+        return fn
+
+    return decorator
+
+
+def unregister(name: str) -> None:
+    """Remove a user-registered projection."""
+    if name in _BUILTINS:
+        raise ValueError(f"the built-in projection {name!r} cannot be unregistered")
+    get(name)
+    del _REGISTRY[name]
+
+
+def effective_invariances(
+    projection: str,
+    normalization: str = "none",
+    relative_normalization: str = "none",
+) -> frozenset[str]:
+    """Transformation classes the configured projection is invariant to.
+
+    The configuration computes ``relative_norm(projection(norm(x), norm(anchors)))``.
+
+    A class ``T`` is an invariance when the absolute normalisation is invariant to it, or when
+    the normalisation commutes with it and either the projection is invariant to it or the
+    projection is rescaled by it and the relative normalisation removes a positive scale.
+    """
+    proj = get(projection)
+    absolute = _norm.get_absolute(normalization)
+    relative = _norm.get_relative(relative_normalization)
+    result = set(absolute.invariances)
+    for kind in TRANSFORMATIONS:
+        if kind not in absolute.equivariances:
+            continue
+        if kind in proj.invariances or (relative.removes_scale and kind in proj.scaled_by):
+            result.add(kind)
+    return frozenset(result)
+
+
+# --------------------------------------------------------------------------------------------
+# The built-in projections. Inputs are validated, normalised, of one dtype and device.
+
+
+def _distance(x: Tensor, anchors: Tensor, p: float) -> Tensor:
+    # Direct differences keep the digits of nearby points (the mm expansion cancels them);
+    # cdist's backward is 0, not NaN, at zero distance.
+    return torch.cdist(x, anchors, p=p, compute_mode="donot_use_mm_for_euclid_dist")
+
+
+def _cosine(x: Tensor, anchors: Tensor) -> Tensor:
+    """Cosine similarity; 0 when either vector is zero."""
+    return _norm.l2_rows(x) @ _norm.l2_rows(anchors).T
+
+
+def _euclidean(x: Tensor, anchors: Tensor) -> Tensor:
+    """Euclidean distance."""
+    return _distance(x, anchors, 2.0)
+
+
+def _l1(x: Tensor, anchors: Tensor) -> Tensor:
+    """Manhattan (L1) distance."""
+    return _distance(x, anchors, 1.0)
+
+
+def _linf(x: Tensor, anchors: Tensor) -> Tensor:
+    """Chebyshev (L-infinity) distance."""
+    return _distance(x, anchors, float("inf"))
+
+
+def _dot(x: Tensor, anchors: Tensor) -> Tensor:
+    """Inner product (the paper's "Orthogonal" subspace)."""
+    return x @ anchors.T
+
+
+def _angular(x: Tensor, anchors: Tensor) -> Tensor:
+    """Angle between the vectors divided by pi, in [0, 1]."""
+    cos = _cosine(x, anchors).clamp(-1.0, 1.0)
+    # arccos' is infinite at +-1: there (the tip of a cone) the gradient is taken as 0.
+    margin = torch.finfo(cos.dtype).eps
+    inside = cos.abs() < 1.0 - margin
+    safe = torch.where(inside, cos, torch.zeros_like(cos))
+    return torch.where(inside, torch.arccos(safe), torch.arccos(cos.detach())) / torch.pi
+
+
+def rbf_bandwidth(anchors: Tensor) -> Tensor:
+    """``s^2``: the mean squared euclidean distance between two distinct anchors.
+
+    Computed in O(K D) as ``2 K / (K - 1) * mean_i ||a_i - mean(a)||^2``.
+    """
+    k = anchors.shape[0]
+    if k < 2:
+        raise ValueError("the rbf projection needs at least 2 anchors to set its bandwidth, got 1")
+    spread = (anchors - anchors.mean(dim=0)).pow(2).sum(dim=1).mean()
+    bandwidth = spread * (2.0 * k / (k - 1))
+    if not bool(bandwidth > 0):
+        raise ValueError("the rbf projection needs distinct anchors; all anchors are identical")
+    return bandwidth
+
+
+def _rbf(x: Tensor, anchors: Tensor) -> Tensor:
+    """Gaussian kernel of the euclidean distance, bandwidth set by the anchors' spread."""
+    return torch.exp(-_distance(x, anchors, 2.0).pow(2) / rbf_bandwidth(anchors))
+
+
+for _name, _fn, _inv, _scaled in (
+    ("cosine", _cosine, {"orthogonal", "isotropic_scaling"}, ()),
+    ("euclidean", _euclidean, {"orthogonal", "translation"}, {"isotropic_scaling"}),
+    ("l1", _l1, {"permutation", "sign_flip", "translation"}, {"isotropic_scaling"}),
+    ("linf", _linf, {"permutation", "sign_flip", "translation"}, {"isotropic_scaling"}),
+    ("dot", _dot, {"orthogonal"}, {"isotropic_scaling"}),
+    ("angular", _angular, {"orthogonal", "isotropic_scaling"}, ()),
+    ("rbf", _rbf, {"orthogonal", "translation", "isotropic_scaling"}, ()),
+):
+    register(_name, _fn, invariances=_inv, scaled_by=_scaled)
+    _BUILTINS.add(_name)
+
+
+# --------------------------------------------------------------------------------------------
+# The functional entry point.
+
+
+def prepare(x: ArrayLike, anchors: ArrayLike) -> tuple[Tensor, Tensor]:
+    """Validate ``x`` and ``anchors`` and bring them to one dtype (half precision -> float32)."""
+    xt = as_matrix(x, "x", cols="D")
+    at = as_matrix(anchors, "anchors", rows="K", cols="D")
+    check_pair(xt, at)
+    check_finite(xt, "x")
+    check_finite(at, "anchors")
+    dtype = compute_dtype(xt.dtype, at.dtype)
+    return xt.to(dtype), at.to(dtype)
+
+
+def project(
+    x: Tensor,
+    anchors: Tensor,
+    projection: str,
+    normalization: str,
+    relative_normalization: str,
+    shift: Tensor | None = None,
+    scale: Tensor | None = None,
+) -> Tensor:
+    """The projection pipeline on validated tensors; statistics fitted on ``anchors`` if absent."""
+    if shift is None or scale is None:
+        shift, scale = _norm.fit_absolute(normalization, anchors)
+    x_n = _norm.apply_absolute(normalization, x, shift, scale)
+    a_n = _norm.apply_absolute(normalization, anchors, shift, scale)
+    relative = get(projection)(x_n, a_n)
+    return _norm.apply_relative(relative_normalization, relative)
+
+
+def relative_projection(
+    x: ArrayLike,
+    anchors: ArrayLike,
+    projection: str = "cosine",
+    normalization: str = "none",
+    relative_normalization: str = "none",
+) -> Tensor:
+    """Project samples onto anchors: ``(N, D), (K, D) -> (N, K)``.
+
+    Args:
+        x: samples, a tensor or numpy array of shape ``(N, D)``.
+        anchors: the anchors' latents in the same space, ``(K, D)``, K >= 1.
+        projection: a name from :func:`available` (``cosine``, ``euclidean``, ``l1``, ``linf``,
+            ``dot``, ``angular``, ``rbf`` or a registered one).
+        normalization: absolute-space normalisation fitted on ``anchors``: ``none``, ``center``,
+            ``standard`` or ``l2``.
+        relative_normalization: ``none``, ``l2`` or ``standardize`` (across the K coordinates).
+
+    Returns:
+        ``(N, K)`` tensor on the input's device, in the promoted dtype of ``x`` and ``anchors``
+        (half precision is computed in float32 and cast back). Differentiable with respect to
+        both inputs. Invariant to :func:`effective_invariances` of the configuration.
+
+    Raises:
+        TypeError: non-floating or non-array input.
+        ValueError: wrong rank, mismatched feature dimensions or devices, no anchors, NaN or
+            infinite values, unknown names.
+    """
+    xt = as_matrix(x, "x", cols="D")
+    at = as_matrix(anchors, "anchors", rows="K", cols="D")
+    out_dtype = torch.promote_types(xt.dtype, at.dtype)
+    get(projection)
+    _norm.get_absolute(normalization)
+    _norm.get_relative(relative_normalization)
+    xt, at = prepare(xt, at)
+    warn_duplicates(at)
+    out = project(xt, at, projection, normalization, relative_normalization)
+    return out.to(out_dtype)
