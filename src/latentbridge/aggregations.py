@@ -39,6 +39,7 @@ __all__ = [
     "available",
     "get",
     "register",
+    "unregister",
 ]
 
 
@@ -177,3 +178,11 @@ def register(name: str, cls: type[Aggregation], *, overwrite: bool = False) -> N
     if name in _REGISTRY and not overwrite:
         raise ValueError(f"an aggregation named {name!r} is already registered")
     _REGISTRY[name] = cls
+
+
+def unregister(name: str) -> None:
+    """Remove a user-registered aggregation."""
+    if name in _BUILTINS:
+        raise ValueError(f"the built-in aggregation {name!r} cannot be unregistered")
+    get(name)
+    del _REGISTRY[name]

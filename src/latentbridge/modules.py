@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import torch
 from torch import Tensor, nn
@@ -308,7 +308,9 @@ class ProductProjection(nn.Module):
         if isinstance(num_anchors, bool) or not isinstance(num_anchors, int) or num_anchors < 1:
             raise ValueError(f"num_anchors must be a positive integer, got {num_anchors!r}")
         self.subspaces = nn.ModuleList(subspaces)
-        self.aggregation = _aggregations.get(aggregation)(len(subspaces), num_anchors)
+        self.aggregation: _aggregations.Aggregation = _aggregations.get(aggregation)(
+            len(subspaces), num_anchors
+        )
         self.aggregation_name = aggregation
         self.num_anchors = num_anchors
         self.check_inputs = check_inputs
@@ -316,8 +318,13 @@ class ProductProjection(nn.Module):
             self._fit_validated(validated)
 
     @property
+    def parts(self) -> list[RelativeProjection]:
+        """The subspaces, typed (``subspaces`` is the ``nn.ModuleList`` holding them)."""
+        return [cast(RelativeProjection, s) for s in self.subspaces]
+
+    @property
     def projections(self) -> tuple[str, ...]:
-        return tuple(s.projection for s in self.subspaces)
+        return tuple(s.projection for s in self.parts)
 
     @property
     def out_features(self) -> int:
@@ -325,14 +332,14 @@ class ProductProjection(nn.Module):
 
     @property
     def is_fitted(self) -> bool:
-        return all(s.is_fitted for s in self.subspaces)
+        return all(s.is_fitted for s in self.parts)
 
     @property
     def invariances(self) -> frozenset[str]:
         """Intersection of the subspaces' invariances, after the aggregation's LayerNorm."""
         post = self.aggregation.subspace_normalization
         result: frozenset[str] | None = None
-        for s in self.subspaces:
+        for s in self.parts:
             rel = post if _norm.get_relative(post).removes_scale else s.relative_normalization
             inv = _projections.effective_invariances(s.projection, s.normalization, rel)
             result = inv if result is None else result & inv
@@ -352,7 +359,7 @@ class ProductProjection(nn.Module):
             raise ValueError(
                 f"anchors must hold num_anchors={self.num_anchors} anchors, got {anchors.shape[0]}"
             )
-        for s in self.subspaces:
+        for s in self.parts:
             s._fit_validated(anchors.to(s.anchors.device))
 
     def with_anchors(self: _P, anchors: ArrayLike) -> _P:
@@ -367,11 +374,11 @@ class ProductProjection(nn.Module):
                 raise ValueError(
                     f"anchors must hold num_anchors={self.num_anchors} anchors, got {at.shape[0]}"
                 )
-        for s in self.subspaces:
-            if anchors is None and not s.is_fitted:
-                raise RuntimeError("ProductProjection has no anchors: call fit(anchors) first")
-        xt, at = _check_batch(self.subspaces[0], x, anchors, self.check_inputs)
-        return torch.stack([s._project(xt, at) for s in self.subspaces], dim=1)
+        parts = self.parts
+        if anchors is None and not all(s.is_fitted for s in parts):
+            raise RuntimeError("ProductProjection has no anchors: call fit(anchors) first")
+        xt, at_checked = _check_batch(parts[0], x, anchors, self.check_inputs)
+        return torch.stack([s._project(xt, at_checked) for s in parts], dim=1)
 
     def forward(self, x: ArrayLike, anchors: ArrayLike | None = None) -> Tensor:
         """Aggregate the relative subspaces of ``x (N, D)``: ``(N, out_features)``."""

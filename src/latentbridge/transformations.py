@@ -33,6 +33,7 @@ __all__ = [
     "TRANSFORMATIONS",
     "AffineMap",
     "closure",
+    "compose",
     "random_transformation",
     "validate_classes",
 ]
@@ -93,6 +94,18 @@ class AffineMap:
     @property
     def dim(self) -> int:
         return int(self.weight.shape[0])
+
+
+def compose(*maps: AffineMap) -> AffineMap:
+    """The map applying ``maps[0]`` first, then ``maps[1]``, ...; its kind joins theirs with '+'."""
+    if not maps:
+        raise ValueError("compose needs at least one map")
+    weight, bias = maps[0].weight, maps[0].bias
+    for m in maps[1:]:
+        if m.dim != maps[0].dim:
+            raise ValueError(f"cannot compose maps of dimensions {maps[0].dim} and {m.dim}")
+        weight, bias = weight @ m.weight, bias @ m.weight + m.bias
+    return AffineMap("+".join(m.kind for m in maps), weight, bias)
 
 
 def _log_uniform(generator: torch.Generator, low: float, high: float, size: int) -> Tensor:
