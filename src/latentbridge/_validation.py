@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from typing import TypeAlias, Union
 
@@ -23,7 +25,17 @@ def as_tensor(value: object, name: str) -> Tensor:
                 f"{name} must hold floating-point numbers, got numpy dtype {value.dtype}; "
                 f"cast it first, e.g. {name}.astype(np.float32)"
             )
-        tensor = torch.from_numpy(np.ascontiguousarray(value))
+        if value.dtype.itemsize > 8:
+            raise TypeError(
+                f"{name} has numpy dtype {value.dtype}, which torch does not support; cast it "
+                f"first, e.g. {name}.astype(np.float64)"
+            )
+        if not value.dtype.isnative:
+            value = value.astype(value.dtype.newbyteorder("="))
+        with warnings.catch_warnings():
+            # Read-only arrays are shared, never written to.
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            tensor = torch.from_numpy(np.ascontiguousarray(value))
     elif isinstance(value, Tensor):
         tensor = value
         if not tensor.is_floating_point():
@@ -89,9 +101,22 @@ def warn_duplicates(anchors: Tensor, name: str = "anchors") -> None:
     """Warn when ``anchors`` holds repeated rows: their relative coordinates are redundant."""
     unique = torch.unique(anchors.detach(), dim=0)
     if unique.shape[0] < anchors.shape[0]:
-        warnings.warn(
+        warn_user(
             f"{name} holds {anchors.shape[0] - unique.shape[0]} duplicate row(s) out of "
-            f"{anchors.shape[0]}: their relative coordinates repeat and add no information",
-            UserWarning,
-            stacklevel=3,
+            f"{anchors.shape[0]}: their relative coordinates repeat and add no information"
         )
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn`` attributed to the first caller outside this package."""
+    frame = sys._getframe(1)
+    level = 2  # stacklevel 1 is this function, 2 its caller
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+        _PACKAGE_DIR + os.sep
+    ):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    warnings.warn(message, category, stacklevel=level)

@@ -1,4 +1,4 @@
-"""Numerical checks of declared invariances.
+"""Numerical checks of declared invariances, and the invariance profile of two spaces.
 
 :func:`verify_invariances` applies random members of each transformation class to samples and
 anchors alike and measures how much a projection's output moves. The test-suite runs it over
@@ -8,17 +8,28 @@ can run it on their own registered projections and on configured modules.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from ._validation import ArrayLike, as_matrix, check_finite
 from .modules import ProductProjection, RelativeProjection
 from .projections import effective_invariances, relative_projection
 from .transformations import TRANSFORMATIONS, AffineMap, random_transformation
 
-__all__ = ["InvarianceCheck", "invariance_error", "sample_space", "verify_invariances"]
+__all__ = [
+    "InvarianceCheck",
+    "InvarianceProfile",
+    "invariance_error",
+    "invariance_profile",
+    "sample_space",
+    "verify_invariances",
+]
 
 ProjectionLike = Callable[[Tensor, Tensor], Tensor]
 
@@ -140,3 +151,162 @@ def verify_invariances(
         consistent = worst <= tolerance if is_declared else worst > violation
         results[kind] = InvarianceCheck(kind, is_declared, worst, consistent)
     return results
+
+
+# --------------------------------------------------------------------------------------------
+# Invariance profile: which transformation relates two spaces?
+
+
+@dataclass(frozen=True)
+class InvarianceProfile:
+    """Similarity of two spaces under each projection, and held-out error of each fitted map.
+
+    ``similarities``: ``{space: value}`` for ``absolute`` and every projection, the ``metric``
+    between the two spaces' (relative) representations of the held-out samples; higher means
+    the spaces agree more once the projection's invariances are factored out.
+    ``map_errors``: ``{estimator: value}``, the held-out normalised error
+    ``||T(x) - y||_F / ||y - mean(y)||_F`` of a :class:`latentbridge.alignment.Translator` fitted
+    on the anchors (0 is exact, 1 is no better than predicting the mean), ``None`` where the
+    estimator does not apply (the reason is in ``notes``).
+    """
+
+    metric: str
+    similarities: dict[str, float]
+    map_errors: dict[str, float | None]
+    notes: dict[str, str]
+    num_anchors: int
+    num_heldout: int
+
+    def to_markdown(self) -> str:
+        lines = [
+            f"| space | {self.metric} (held-out, {self.num_heldout} samples) |",
+            "|---|---|",
+        ]
+        lines += [f"| {name} | {value:.4f} |" for name, value in self.similarities.items()]
+        lines += [
+            "",
+            f"| map fitted on {self.num_anchors} anchors | held-out normalised error |",
+            "|---|---|",
+        ]
+        for name, error in self.map_errors.items():
+            shown = f"{error:.4f}" if error is not None else f"n/a ({self.notes.get(name, '')})"
+            lines.append(f"| {name} | {shown} |")
+        return "\n".join(lines)
+
+    def plot(self, path: str | os.PathLike[str], title: str | None = None) -> Path:
+        """Save a bar chart (the paper's Figure 1 style) as PNG; needs matplotlib."""
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError as error:  # pragma: no cover - depends on the environment
+            raise ImportError("plotting needs matplotlib: pip install matplotlib") from error
+        spaces = list(self.similarities)
+        maps = [name for name, e in self.map_errors.items() if e is not None]
+        fig, (left, right) = plt.subplots(
+            1,
+            2,
+            figsize=(4 + 0.55 * (len(spaces) + len(maps)), 3.6),
+            gridspec_kw={"width_ratios": [max(len(spaces), 1), max(len(maps), 1)]},
+        )
+        left.bar(spaces, [self.similarities[s] for s in spaces], color="#4C72B0")
+        left.set_ylabel(self.metric)
+        left.set_ylim(0, 1.05)
+        left.set_title("similarity after projection")
+        left.tick_params(axis="x", rotation=45)
+        right.bar(maps, [self.map_errors[m] for m in maps], color="#DD8452")
+        right.set_ylabel("held-out normalised error")
+        right.set_title("fitted map")
+        right.tick_params(axis="x", rotation=45)
+        if title:
+            fig.suptitle(title)
+        fig.tight_layout()
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=120)
+        plt.close(fig)
+        return out
+
+
+def invariance_profile(
+    x: ArrayLike,
+    y: ArrayLike,
+    anchors_idx: ArrayLike | Sequence[int],
+    *,
+    metric: str = "linear_cka",
+    projections: Sequence[str] | None = None,
+    normalization: str = "none",
+    relative_normalization: str = "none",
+    estimators: Sequence[str] = ("orthogonal", "similarity", "affine", "linear", "permutation"),
+) -> InvarianceProfile:
+    """Which transformation relates the spaces ``x (N, D_x)`` and ``y (N, D_y)``?
+
+    The rows of ``x`` and ``y`` are the same N inputs; ``anchors_idx`` selects the anchors (see
+    :func:`latentbridge.anchors.select`), the other rows are held out. For the absolute space and
+    each projection (default: every registered one), the ``metric`` (a name in
+    :mod:`latentbridge.metrics`, default linear CKA) compares the held-out samples' (relative)
+    representations. For each estimator of :mod:`latentbridge.alignment`, a Translator
+    (standard scaling on the anchors, zero padding when the dimensions differ) is fitted on the
+    anchors and its error measured on the held-out samples.
+    """
+    from . import alignment, metrics
+    from .projections import available as available_projections
+
+    xt = as_matrix(x, "x")
+    yt = as_matrix(y, "y")
+    if xt.shape[0] != yt.shape[0]:
+        raise ValueError(
+            f"x and y must hold the same samples, got N={xt.shape[0]} and N={yt.shape[0]}"
+        )
+    check_finite(xt, "x")
+    check_finite(yt, "y")
+    measure = getattr(metrics, metric, None)
+    if metric.startswith("_") or not callable(measure) or metric in ("retrieval",):
+        raise ValueError(f"metric must name a similarity in latentbridge.metrics, got {metric!r}")
+    idx = torch.as_tensor(np.asarray(anchors_idx), dtype=torch.long)
+    n = xt.shape[0]
+    if idx.ndim != 1 or idx.numel() == 0:
+        raise ValueError(
+            f"anchors_idx must be a non-empty 1-D index array, got shape {tuple(idx.shape)}"
+        )
+    if int(idx.min()) < 0 or int(idx.max()) >= n:
+        raise ValueError(f"anchors_idx must index rows in [0, {n}), got values outside")
+    if idx.unique().numel() != idx.numel():
+        raise ValueError("anchors_idx must not repeat an index")
+    heldout_mask = torch.ones(n, dtype=torch.bool)
+    heldout_mask[idx] = False
+    heldout = heldout_mask.nonzero().squeeze(1)
+    if heldout.numel() < 4:
+        raise ValueError(
+            f"need at least 4 samples besides the {idx.numel()} anchors to measure on, got "
+            f"{heldout.numel()}"
+        )
+    x64, y64 = xt.to(torch.float64), yt.to(torch.float64)
+    ax, ay, hx, hy = x64[idx], y64[idx], x64[heldout], y64[heldout]
+
+    similarities = {"absolute": float(measure(hx, hy))}
+    for name in projections if projections is not None else available_projections():
+        rx = relative_projection(hx, ax, name, normalization, relative_normalization)
+        ry = relative_projection(hy, ay, name, normalization, relative_normalization)
+        similarities[name] = float(measure(rx, ry))
+
+    map_errors: dict[str, float | None] = {}
+    notes: dict[str, str] = {}
+    spread = torch.linalg.vector_norm(hy - hy.mean(dim=0))
+    for name in estimators:
+        try:
+            translator = alignment.Translator(estimator=name).fit(ax, ay)
+            predicted = translator.transform(hx).to(torch.float64)
+        except (ValueError, NotImplementedError) as error:
+            map_errors[name], notes[name] = None, str(error)
+            continue
+        map_errors[name] = float(torch.linalg.vector_norm(predicted - hy) / spread)
+    return InvarianceProfile(
+        metric=metric,
+        similarities=similarities,
+        map_errors=map_errors,
+        notes=notes,
+        num_anchors=int(idx.numel()),
+        num_heldout=int(heldout.numel()),
+    )

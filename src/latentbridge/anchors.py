@@ -28,11 +28,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._validation import as_matrix
+from ._validation import ArrayLike, as_matrix
 
 __all__ = ["STRATEGIES", "available", "select"]
 
-ArrayLike = Tensor | np.ndarray
 
 #: The names accepted by ``select(..., strategy=...)``.
 STRATEGIES: tuple[str, ...] = ("uniform", "stratified", "fps", "kmeans")

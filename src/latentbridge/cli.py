@@ -101,6 +101,43 @@ def _cmd_quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .analysis import invariance_profile
+    from .anchors import select
+    from .io import load_embeddings
+
+    x = load_embeddings(args.a, args.key_a)
+    y = load_embeddings(args.b, args.key_b)
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"A and B must hold the same samples in the same order, got N={x.shape[0]} and "
+            f"N={y.shape[0]}"
+        )
+    labels = None if args.labels is None else np.load(args.labels, allow_pickle=False)
+    k = min(args.anchors, x.shape[0] // 2)
+    idx = select(x, k, args.strategy, labels=labels, seed=args.seed)
+    profile = invariance_profile(
+        x,
+        y,
+        idx,
+        metric=args.metric,
+        projections=args.projections,
+        normalization=args.normalization,
+        relative_normalization=args.relative_normalization,
+    )
+    print(
+        f"A = {args.a} {tuple(x.shape)}, B = {args.b} {tuple(y.shape)}; {k} {args.strategy} "
+        f"anchors (seed {args.seed}), the other {profile.num_heldout} samples held out.\n"
+    )
+    print(profile.to_markdown())
+    if args.plot is not None:
+        out = profile.plot(args.plot, title=f"{args.a} vs {args.b}")
+        print(f"\nbar chart: {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__, aggregations, normalization
     from .transformations import TRANSFORMATIONS
@@ -142,6 +179,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     quick.add_argument("--quiet", action="store_true", help="no progress messages")
     quick.set_defaults(func=_cmd_quickstart)
+
+    from . import anchors, projections
+
+    cmp_ = sub.add_parser(
+        "compare",
+        help="which transformation relates two embedding files? (the invariance profile)",
+        description="Compare two embedding files (.npy or .safetensors) holding the same "
+        "samples in the same order: similarity under each projection, and the held-out error "
+        "of maps fitted on anchors.",
+    )
+    cmp_.add_argument("a", help="embeddings of space A (.npy or .safetensors), shape (N, D_A)")
+    cmp_.add_argument("b", help="embeddings of space B, shape (N, D_B)")
+    cmp_.add_argument("--key-a", default=None, help="tensor name in A's safetensors file")
+    cmp_.add_argument("--key-b", default=None, help="tensor name in B's safetensors file")
+    cmp_.add_argument("--anchors", type=int, default=300, help="number of anchors (<= N/2)")
+    cmp_.add_argument("--strategy", default="uniform", choices=anchors.available())
+    cmp_.add_argument("--labels", default=None, help=".npy labels, for --strategy stratified")
+    cmp_.add_argument("--seed", type=int, default=0)
+    cmp_.add_argument("--metric", default="linear_cka", help="a name in latentbridge.metrics")
+    cmp_.add_argument(
+        "--projections",
+        nargs="+",
+        default=None,
+        choices=projections.available(),
+        metavar="NAME",
+        help="projections to compare (default: all registered)",
+    )
+    cmp_.add_argument("--normalization", default="none", choices=list(normalization.ABSOLUTE))
+    cmp_.add_argument(
+        "--relative-normalization", default="none", choices=list(normalization.RELATIVE)
+    )
+    cmp_.add_argument("--plot", default=None, metavar="PNG", help="save a bar chart here")
+    cmp_.set_defaults(func=_cmd_compare)
     return parser
 
 
@@ -150,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
         parser.exit(2, f"latentbridge {args.command}: error: {error}\n")
 
 

@@ -28,12 +28,12 @@ The effective invariances of a configuration follow from these declarations (see
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from ._validation import warn_user
 from .transformations import TRANSFORMATIONS, closure
 
 __all__ = [
@@ -136,36 +136,48 @@ def fit_absolute(name: str, anchors: Tensor) -> tuple[Tensor, Tensor]:
     constant = scale <= 10 * eps * shift.abs()
     constant |= scale == 0
     if bool(constant.any()):
-        warnings.warn(
+        warn_user(
             f"anchors have {int(constant.sum())} constant feature(s) (e.g. dimension "
             f"{int(constant.nonzero()[0])}); their scale is set to 1 under 'standard' "
-            "normalization",
-            UserWarning,
-            stacklevel=3,
+            "normalization"
         )
         scale = torch.where(constant, ones, scale)
     return shift, scale
 
 
+def _max_abs_scaled(x: Tensor) -> tuple[Tensor, Tensor]:
+    """``(x / max|x|, nonzero)`` row-wise, so that squares neither overflow nor underflow."""
+    peak = x.abs().amax(dim=-1, keepdim=True)
+    nonzero = peak > 0
+    return x / torch.where(nonzero, peak, torch.ones_like(peak)), nonzero
+
+
 def l2_rows(x: Tensor) -> Tensor:
-    """``x / ||x||`` row-wise; zero rows stay zero, with zero (not NaN) gradient."""
-    norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
-    nonzero = norm > 0
-    safe = torch.where(nonzero, norm, torch.ones_like(norm))
-    return torch.where(nonzero, x / safe, torch.zeros_like(x))
+    """``x / ||x||`` row-wise; zero rows stay zero, with zero (not NaN) gradient.
+
+    Rows are first divided by their largest absolute value, so the result is exact at any
+    magnitude the dtype can hold (no overflow of the squared norm).
+    """
+    scaled, nonzero = _max_abs_scaled(x)
+    norm = torch.linalg.vector_norm(scaled, dim=-1, keepdim=True)
+    return torch.where(nonzero, scaled / torch.where(nonzero, norm, torch.ones_like(norm)), 0.0)
 
 
 def standardize_rows(x: Tensor) -> Tensor:
     """Standardise each row across its last axis: ``(x - mean) / std``.
 
-    The variance is regularised by ``eps * mean(x**2)`` (eps of the dtype), which keeps the map
-    exactly invariant to a positive rescaling of the row and finite for constant rows (sent to 0).
+    Rows are first divided by their largest absolute value (no overflow at any magnitude), and
+    the variance is regularised by ``eps * mean(x**2)`` (eps of the dtype), which keeps the map
+    exactly invariant to a positive rescaling of the row and finite for constant rows (sent to
+    about 0). An all-zero row maps to zeros with zero gradient.
     """
-    centred = x - x.mean(dim=-1, keepdim=True)
+    scaled, nonzero = _max_abs_scaled(x)
+    centred = scaled - scaled.mean(dim=-1, keepdim=True)
     var = centred.pow(2).mean(dim=-1, keepdim=True)
     eps = torch.finfo(x.dtype).eps
-    denom = (var + eps * x.pow(2).mean(dim=-1, keepdim=True)).clamp_min(torch.finfo(x.dtype).tiny)
-    return centred * torch.rsqrt(denom)
+    denom = var + eps * scaled.pow(2).mean(dim=-1, keepdim=True)
+    safe = torch.where(nonzero, denom, torch.ones_like(denom))
+    return torch.where(nonzero, centred * torch.rsqrt(safe), 0.0)
 
 
 def apply_absolute(name: str, x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:

@@ -255,14 +255,16 @@ def _angular(x: Tensor, anchors: Tensor) -> Tensor:
 def rbf_bandwidth(anchors: Tensor) -> Tensor:
     """``s^2``: the mean squared euclidean distance between two distinct anchors.
 
-    Computed in O(K D) as ``2 K / (K - 1) * mean_i ||a_i - mean(a)||^2``.
+    Computed in O(K D) as ``2 K / (K - 1) * sum_d var(a_d)`` (population variance per dimension).
     """
     k = anchors.shape[0]
     if k < 2:
         raise ValueError("the rbf projection needs at least 2 anchors to set its bandwidth, got 1")
-    spread = (anchors - anchors.mean(dim=0)).pow(2).sum(dim=1).mean()
+    spread = anchors.var(dim=0, unbiased=False).sum()
     bandwidth = spread * (2.0 * k / (k - 1))
-    if not bool(bandwidth > 0):
+    # Identical anchors leave only rounding noise, far below the anchors' own resolution.
+    resolution = torch.finfo(anchors.dtype).eps * anchors.abs().max()
+    if not bool(bandwidth > k * resolution**2):
         raise ValueError("the rbf projection needs distinct anchors; all anchors are identical")
     return bandwidth
 
@@ -287,17 +289,6 @@ for _name, _fn, _inv, _scaled in (
 
 # --------------------------------------------------------------------------------------------
 # The functional entry point.
-
-
-def prepare(x: ArrayLike, anchors: ArrayLike) -> tuple[Tensor, Tensor]:
-    """Validate ``x`` and ``anchors`` and bring them to one dtype (half precision -> float32)."""
-    xt = as_matrix(x, "x", cols="D")
-    at = as_matrix(anchors, "anchors", rows="K", cols="D")
-    check_pair(xt, at)
-    check_finite(xt, "x")
-    check_finite(at, "anchors")
-    dtype = compute_dtype(xt.dtype, at.dtype)
-    return xt.to(dtype), at.to(dtype)
 
 
 def project(
@@ -346,13 +337,15 @@ def relative_projection(
         ValueError: wrong rank, mismatched feature dimensions or devices, no anchors, NaN or
             infinite values, unknown names.
     """
-    xt = as_matrix(x, "x", cols="D")
-    at = as_matrix(anchors, "anchors", rows="K", cols="D")
-    out_dtype = torch.promote_types(xt.dtype, at.dtype)
     get(projection)
     _norm.get_absolute(normalization)
     _norm.get_relative(relative_normalization)
-    xt, at = prepare(xt, at)
+    xt = as_matrix(x, "x", cols="D")
+    at = as_matrix(anchors, "anchors", rows="K", cols="D")
+    check_pair(xt, at)
+    check_finite(xt, "x")
+    check_finite(at, "anchors")
     warn_duplicates(at)
-    out = project(xt, at, projection, normalization, relative_normalization)
-    return out.to(out_dtype)
+    dtype = compute_dtype(xt.dtype, at.dtype)
+    out = project(xt.to(dtype), at.to(dtype), projection, normalization, relative_normalization)
+    return out.to(torch.promote_types(xt.dtype, at.dtype))
