@@ -9,7 +9,15 @@ The core needs only torch and numpy; importing it does nothing else (no files, n
   :mod:`latentbridge.transformations` for the invariance vocabulary.
 """
 
-from . import aggregations, analysis, anchors, normalization, projections, transformations
+from . import (
+    aggregations,
+    alignment,
+    analysis,
+    anchors,
+    normalization,
+    projections,
+    transformations,
+)
 from .modules import ProductProjection, RelativeProjection
 from .projections import relative_projection
 from .transformations import TRANSFORMATIONS
@@ -22,6 +30,7 @@ __all__ = [
     "RelativeProjection",
     "__version__",
     "aggregations",
+    "alignment",
     "analysis",
     "anchors",
     "normalization",
