@@ -239,6 +239,7 @@ def invariance_profile(
     normalization: str = "none",
     relative_normalization: str = "none",
     estimators: Sequence[str] = ("orthogonal", "similarity", "affine", "linear", "permutation"),
+    std_scaling: bool = False,
 ) -> InvarianceProfile:
     """Which transformation relates the spaces ``x (N, D_x)`` and ``y (N, D_y)``?
 
@@ -296,7 +297,8 @@ def invariance_profile(
     spread = torch.linalg.vector_norm(hy - hy.mean(dim=0))
     for name in estimators:
         try:
-            translator = alignment.Translator(estimator=name).fit(ax, ay)
+            translator = alignment.Translator(estimator=name, std_scaling=std_scaling)
+            translator.fit(ax, ay)
             predicted = translator.transform(hx).to(torch.float64)
         except (ValueError, NotImplementedError) as error:
             map_errors[name], notes[name] = None, str(error)
