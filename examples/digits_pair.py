@@ -1,7 +1,7 @@
 """Write two embedding files for `latentbridge compare`: scikit-learn's digits (1,797 x 64
 pixels) and a copy under a random rotation plus a translation of 5 in every coordinate.
 
-    python examples/digits_pair.py OUT_DIR    # writes OUT_DIR/digits.npy, OUT_DIR/digits_rotated.npy
+    python examples/digits_pair.py OUT_DIR   # OUT_DIR/digits.npy, OUT_DIR/digits_rotated.npy
 """
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ def test_product_subspaces_may_have_their_own_normalisation() -> None:
 
 @pytest.mark.parametrize("aggregation", AGGREGATIONS)
 def test_zero_shot_stitching_is_exact_under_an_invariance(aggregation: str) -> None:
-    """Encoder B = rotation + translation of encoder A: the stitched product reproduces A's output."""
+    """B = rotation + translation of A: the stitched product reproduces the output on A."""
     x, anchors = _data(dim=8)
     g = torch.Generator().manual_seed(5)
     t = compose(
