@@ -146,3 +146,25 @@ def test_compare_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         main(["compare", str(a), str(tmp_path / "missing.npy")])
     assert exc.value.code == 2
     assert "no embedding file" in capsys.readouterr().err
+
+
+def test_readme_compare_example_is_what_the_command_prints(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's `latentbridge compare` figures are reproduced by its command."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("digits_pair", root / "examples/digits_pair.py")
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    example.main(tmp_path)
+    assert (
+        main(["compare", str(tmp_path / "digits.npy"), str(tmp_path / "digits_rotated.npy")]) == 0
+    )
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("|")]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Comparing latent spaces")[1].split("\n## ")[0]
+    shown = [line for line in section.split("printed (")[1].splitlines() if line.startswith("|")]
+    assert printed == shown
