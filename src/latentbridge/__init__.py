@@ -14,11 +14,13 @@ from . import (
     alignment,
     analysis,
     anchors,
+    data,
     metrics,
     normalization,
     projections,
     transformations,
 )
+from .encoding import encode
 from .modules import ProductProjection, RelativeProjection
 from .projections import relative_projection
 from .transformations import TRANSFORMATIONS
@@ -34,6 +36,8 @@ __all__ = [
     "alignment",
     "analysis",
     "anchors",
+    "data",
+    "encode",
     "metrics",
     "normalization",
     "projections",

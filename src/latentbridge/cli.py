@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -334,6 +335,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
+    except BrokenPipeError:  # the reader (e.g. `head`) closed the pipe: not an error
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except (ValueError, TypeError, FileNotFoundError, ImportError, RuntimeError) as error:
         parser.exit(2, f"latentbridge {args.command}: error: {error}\n")
 

@@ -126,7 +126,7 @@ def _load_builtins() -> None:
     global _BUILTINS_LOADED
     if not _BUILTINS_LOADED:
         _BUILTINS_LOADED = True
-        from . import graph, text, vision  # noqa: F401  (they register themselves)
+        from . import vision, text, graph  # noqa: F401, I001  (they register themselves, in this order)
 
 
 def register(spec: DatasetSpec, *, overwrite: bool = False) -> DatasetSpec:
