@@ -170,18 +170,19 @@ def _cmd_encoders(args: argparse.Namespace) -> int:
     from . import encoders
 
     rows = []
-    for enc in encoders.available(args.modality):
+    generic = [f for f in encoders.families() if args.modality in (None, f.modality)]
+    for enc in [*encoders.available(args.modality), *generic]:
         present = enc.is_available()
         rows.append(
             [
                 enc.name,
                 enc.modality,
-                enc.dim if enc.dim else "varies",
+                enc.dim if enc.dim else "model's",
                 "yes" if present else "no",
-                "" if present else enc.install_hint,
+                "" if present and enc.dim else enc.install_hint,
             ]
         )
-    print(_markdown(["encoder", "modality", "dim", "here", "how to get it"], rows))
+    print(_markdown(["encoder", "modality", "dim", "here", "notes"], rows))
     return 0
 
 

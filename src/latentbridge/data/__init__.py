@@ -39,7 +39,7 @@ class SourceMissingError(RuntimeError):
 class Dataset:
     """One split of a labelled dataset.
 
-    ``inputs``: images as ``uint8`` or ``float32`` arrays ``(N, H, W)`` / ``(N, H, W, C)``, or texts
+    ``inputs``: images as ``uint8`` arrays ``(N, H, W)`` / ``(N, H, W, 3)``, or texts
     as a list of strings; ``labels``: ``int64 (N,)`` indices into ``classes``.
     """
 

@@ -1,0 +1,275 @@
+"""The encoder contract: a named, lazily loaded map from raw inputs to float32 vectors.
+
+An :class:`Encoder` turns a batch of raw inputs (a list of strings for ``modality == "text"``,
+``uint8`` images ``(N, H, W)`` or ``(N, H, W, 3)`` for ``modality == "vision"``) into an
+``(N, dim)`` float32 array. Subclasses implement two things: :meth:`Encoder._load` (build the
+model, called once on the first :meth:`Encoder.encode`) and :meth:`Encoder._encode_batch`
+(encode one non-empty, validated batch). Validation, batching, progress reporting and the
+output contract live here, once.
+
+:meth:`Encoder.fingerprint` identifies the weights (and the options that change the output) and
+is the key of the embedding cache; :func:`hash_files` hashes the *bytes* of the model files, so
+two different weights never share a fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = [
+    "MODALITIES",
+    "Encoder",
+    "EncoderInfo",
+    "Progress",
+    "cache_dir",
+    "hash_files",
+    "validate_images",
+    "validate_texts",
+]
+
+MODALITIES = ("text", "vision")
+
+Progress = Callable[[int, int], None]
+"""``progress(n_done, n_total)``, called after every batch."""
+
+
+@dataclass(frozen=True)
+class EncoderInfo:
+    """Registry metadata of one encoder, readable without loading it.
+
+    ``dim`` is ``None`` for families whose dimension is only known once a model id is given
+    (``hf:``, ``sbert:``, ``timm:``); ``is_available()`` probes whether the encoder can run here
+    (packages and files present, nothing loaded), and ``install_hint`` says how to make it so.
+    """
+
+    name: str
+    modality: str
+    dim: int | None
+    is_available: Callable[[], bool]
+    install_hint: str
+    description: str = ""
+
+
+def cache_dir() -> Path:
+    """Root of latentbridge's on-disk cache (nothing is created here).
+
+    ``$LATENTBRIDGE_CACHE`` if set, else ``$XDG_CACHE_HOME/latentbridge``, else
+    ``~/.cache/latentbridge`` (``%LOCALAPPDATA%\\latentbridge`` on Windows).
+    """
+    explicit = os.environ.get("LATENTBRIDGE_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg:
+        return Path(xdg).expanduser() / "latentbridge"
+    local = os.environ.get("LOCALAPPDATA")
+    if os.name == "nt" and local:
+        return Path(local) / "latentbridge"
+    return Path.home() / ".cache" / "latentbridge"
+
+
+# (resolved path, size, mtime_ns) -> sha256 of the bytes: a file is read once per process.
+_FILE_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def _file_digest(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    digest = _FILE_DIGESTS.get(key)
+    if digest is None:
+        h = hashlib.sha256()
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 22), b""):
+                h.update(chunk)
+        digest = h.hexdigest()
+        _FILE_DIGESTS[key] = digest
+    return digest
+
+
+def hash_files(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    extra: Mapping[str, Any] | None = None,
+) -> str:
+    """SHA-256 over the bytes of ``paths`` (directories walked recursively) and ``extra``.
+
+    Each file contributes its path relative to the directory it was found in and the SHA-256
+    of its content, in sorted order, so the digest does not depend on where a package is
+    installed nor on file times. ``extra`` (encoder name, options) is hashed as sorted
+    ``key=repr(value)`` lines. Byte digests are memoised per process by (path, size, mtime).
+    """
+    entries: list[tuple[str, str]] = []
+    for raw in paths:
+        root = Path(raw)
+        if root.is_dir():
+            for file in sorted(root.rglob("*")):
+                if file.is_file() and "__pycache__" not in file.parts:
+                    entries.append((file.relative_to(root).as_posix(), _file_digest(file)))
+        elif root.is_file():
+            entries.append((root.name, _file_digest(root)))
+        else:
+            raise FileNotFoundError(f"cannot fingerprint {root}: no such file or directory")
+    h = hashlib.sha256()
+    for key, value in sorted((extra or {}).items()):
+        h.update(f"{key}={value!r}\n".encode())
+    for name, digest in sorted(entries):
+        h.update(f"{name}:{digest}\n".encode())
+    return h.hexdigest()
+
+
+def validate_texts(inputs: object) -> list[str]:
+    """Return ``inputs`` as a list of strings, or raise ``TypeError`` naming ``inputs``."""
+    if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Sequence):
+        raise TypeError(
+            f"inputs must be a list of str for a text encoder, got {type(inputs).__name__}"
+        )
+    texts = list(inputs)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"inputs[{i}] must be str, got {type(text).__name__}")
+    return texts
+
+
+def validate_images(inputs: object) -> np.ndarray:
+    """Return ``inputs`` as a uint8 array ``(N, H, W)`` or ``(N, H, W, 3)``.
+
+    Raises ``TypeError`` (naming ``inputs``) for anything but a uint8 ``numpy.ndarray``, and
+    ``ValueError`` for another shape.
+    """
+    if not isinstance(inputs, np.ndarray):
+        raise TypeError(
+            "inputs must be a numpy.ndarray of uint8 images (N, H, W) or (N, H, W, 3) for a "
+            f"vision encoder, got {type(inputs).__name__}"
+        )
+    if inputs.dtype != np.uint8:
+        raise TypeError(f"inputs must have dtype uint8, got {inputs.dtype}")
+    if not (inputs.ndim == 3 or (inputs.ndim == 4 and inputs.shape[-1] == 3)):
+        raise ValueError(f"inputs must have shape (N, H, W) or (N, H, W, 3), got {inputs.shape}")
+    return inputs
+
+
+class Encoder(ABC):
+    """Base class of all encoders: ``encode(inputs) -> (N, dim)`` float32.
+
+    Attributes
+    ----------
+    name:
+        Registry name (``"minilm-l6"``, ``"hf:bert-base-uncased"``).
+    modality:
+        ``"text"`` (inputs: list of str) or ``"vision"`` (inputs: uint8 ``(N, H, W[, 3])``).
+    dim:
+        Width of the embeddings.
+    install_hint:
+        What to install for :meth:`is_available` to become true.
+
+    The model is built on the first :meth:`encode` and kept in the instance; encoders run in
+    inference mode (no dropout, no gradients), so the same call gives the same output.
+    """
+
+    name: str
+    modality: str
+    install_hint: str = ""
+    #: Distributions (pip names) the encoder needs beyond latentbridge's core.
+    requirements: ClassVar[tuple[str, ...]] = ()
+    #: Whether first use may download the model (``hf:``/``sbert:``), so that an encoder that
+    #: is not available offline is still tried.
+    downloads: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        self._model: Any = None
+
+    @property
+    @abstractmethod
+    def dim(self) -> int:
+        """Width of the embeddings."""
+
+    @abstractmethod
+    def is_available(self) -> bool:
+        """Whether the encoder can run here (its packages and files are present)."""
+
+    @abstractmethod
+    def fingerprint(self) -> str:
+        """A stable hex digest identifying the weights and the output-changing options."""
+
+    @abstractmethod
+    def _load(self) -> Any:
+        """Build the model (called once, on first use)."""
+
+    @abstractmethod
+    def _encode_batch(self, batch: Any) -> np.ndarray:
+        """Encode one validated, non-empty batch into ``(len(batch), dim)``."""
+
+    @property
+    def model(self) -> Any:
+        """The underlying model, loaded on first access."""
+        if self._model is None:
+            if not (self.downloads or self.is_available()):
+                raise RuntimeError(
+                    f"encoder {self.name!r} is not available here; {self.install_hint}"
+                )
+            self._model = self._load()
+        return self._model
+
+    def _validate(self, inputs: object) -> Any:
+        if self.modality == "text":
+            return validate_texts(inputs)
+        return validate_images(inputs)
+
+    def encode(
+        self,
+        inputs: Sequence[str] | np.ndarray,
+        batch_size: int = 64,
+        progress: Progress | None = None,
+    ) -> np.ndarray:
+        """Encode ``inputs`` into a float32 array ``(N, dim)``.
+
+        Parameters
+        ----------
+        inputs:
+            A list of N strings (text) or a uint8 array ``(N, H, W)`` / ``(N, H, W, 3)``
+            (vision; greyscale is repeated to three channels where the model wants colour).
+        batch_size:
+            Inputs per forward pass; the result does not depend on it (up to float rounding).
+        progress:
+            Optional ``progress(n_done, n_total)`` called after every batch.
+
+        Empty ``inputs`` give a ``(0, dim)`` array without loading the model.
+        """
+        data = self._validate(inputs)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+            raise TypeError(f"batch_size must be an int, got {type(batch_size).__name__}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if progress is not None and not callable(progress):
+            raise TypeError(f"progress must be callable or None, got {type(progress).__name__}")
+        n = len(data)
+        if n == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = np.empty((n, self.dim), dtype=np.float32)
+        for start in range(0, n, int(batch_size)):
+            batch = data[start : start + int(batch_size)]
+            emb = np.asarray(self._encode_batch(batch), dtype=np.float32)
+            emb = emb.reshape(len(batch), -1)
+            if emb.shape[1] != self.dim:
+                raise RuntimeError(
+                    f"encoder {self.name!r} returned width {emb.shape[1]}, declared {self.dim}"
+                )
+            out[start : start + len(batch)] = emb
+            if progress is not None:
+                progress(start + len(batch), n)
+        return out
+
+    def info(self) -> EncoderInfo:
+        """This encoder's registry metadata."""
+        return EncoderInfo(self.name, self.modality, self.dim, self.is_available, self.install_hint)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, modality={self.modality!r})"
