@@ -96,3 +96,57 @@ def test_quickstart_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
     # The invariant projection stitches without loss; absolute latents fall towards chance.
     assert rows["euclidean"][2] == pytest.approx(rows["euclidean"][1], abs=0.01)
     assert rows["absolute"][1] > 0.6 and rows["absolute"][2] < 0.3
+
+
+def test_datasets_and_encoders_tables(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    for spec in lb.data.available():
+        assert f"| {spec.name} | {spec.modality} |" in out
+    assert "| fashion-mnist | vision | 10 | train 60,000, test 10,000 | yes |" in out
+    assert "| cifar10 | vision | 10 |" in out and "binary version" in out
+    assert main(["encoders", "--modality", "vision"]) == 0
+    out = capsys.readouterr().out
+    assert "| open-nsfw-resnet50 | vision | 1024 | yes |" in out
+    assert "minilm-l6" not in out and "timm:<id>" in out
+
+
+def test_encode_end_to_end_through_the_cache(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+
+    args = [
+        "encode",
+        "--dataset",
+        "drug-reviews",
+        "--encoder",
+        "glove-50d",
+        "--split",
+        "test",
+        "--cache",
+        str(tmp_path / "cache"),
+        "--quiet",
+    ]
+    assert main([*args, "--out", str(tmp_path / "a.npy")]) == 0
+    assert "379 x 50 float32 latents" in capsys.readouterr().out
+    entries = list((tmp_path / "cache" / "embeddings").glob("*/*/manifest.json"))
+    assert len(entries) == 1
+    stamp = entries[0].stat().st_mtime_ns
+    assert main([*args, "--out", str(tmp_path / "b.npy")]) == 0  # served from the cache
+    assert entries[0].stat().st_mtime_ns == stamp
+    assert np.array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+
+
+def test_encode_reports_bad_requests(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cache = ["--cache", str(tmp_path), "--quiet"]
+    with pytest.raises(SystemExit) as exc:
+        main(["encode", "--dataset", "digits", "--encoder", "glove-50d", *cache])
+    assert exc.value.code == 2
+    assert "encodes text but dataset 'digits' is vision" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["encode", "--dataset", "karate", "--split", "full", "--encoder", "glove-50d", *cache])
+    assert "node features are given" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["encode", "--dataset", "digits", "--encoder", "x", "--option", "nokey", *cache])
+    assert "KEY=VALUE" in capsys.readouterr().err
