@@ -227,6 +227,45 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .experiments.config import load_config
+    from .experiments.stitching import run
+
+    config = load_config(args.config)
+    out = args.out or f"runs/{config.name}"
+    results = run(
+        config,
+        out,
+        seeds=args.seeds,
+        progress=not args.quiet,
+        log=None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True)),
+    )
+    from .experiments.report import (
+        ablation_table,
+        non_stitched_table,
+        read_results,
+        summary_table,
+    )
+
+    rows = read_results(results)
+    print("Zero-shot stitching accuracy (mean ± std over stitched pairs and seeds):\n")
+    print(summary_table(rows, "accuracy"))
+    print("\nNon-stitched reference (train encoder = test encoder):\n")
+    print(non_stitched_table(rows, "accuracy"))
+    print("\nAggregation ablation (stitched):\n")
+    print(ablation_table(rows, "accuracy"))
+    print(f"\nresults: {results}\nsummary: {results.parent / 'summary.md'}")
+    print(f"report: {results.parent / 'report.html'}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .experiments.report import write_report
+
+    print(f"report: {write_report(args.dir)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__, aggregations, normalization
     from .transformations import TRANSFORMATIONS
@@ -328,6 +367,22 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--refresh", action="store_true", help="recompute even if cached")
     enc.add_argument("--quiet", action="store_true", help="no progress bar")
     enc.set_defaults(func=_cmd_encode)
+
+    run_ = sub.add_parser(
+        "run",
+        help="run (or resume) a zero-shot stitching benchmark config",
+        description="Run a config: a built-in name (quick, text, vision, synthetic) or a YAML "
+        "file. Finished cells are kept, so an interrupted run resumes where it stopped.",
+    )
+    run_.add_argument("config", nargs="?", default="quick", help="built-in name or YAML path")
+    run_.add_argument("--out", default=None, help="output folder (default runs/<config name>)")
+    run_.add_argument("--seeds", type=int, nargs="+", default=None, help="override the seeds")
+    run_.add_argument("--quiet", action="store_true", help="no progress output")
+    run_.set_defaults(func=_cmd_run)
+
+    rep = sub.add_parser("report", help="rebuild summary.md, heatmaps and report.html of a run")
+    rep.add_argument("dir", help="a run's output folder (holding results.csv)")
+    rep.set_defaults(func=_cmd_report)
     return parser
 
 

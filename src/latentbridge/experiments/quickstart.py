@@ -12,13 +12,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from .. import anchors as _anchors
 from ..modules import ProductProjection, RelativeProjection
 from ..synthetic import make_spaces
+from .training import accuracy, make_head, train_classifier
 
-__all__ = ["QuickstartRow", "format_table", "run_quickstart", "train_classifier"]
+__all__ = ["QuickstartRow", "format_table", "run_quickstart"]
 
 
 @dataclass(frozen=True)
@@ -30,46 +31,6 @@ class QuickstartRow:
     covers_transform: bool
     accuracy: float
     stitched_accuracy: float
-
-
-def make_head(in_features: int, num_classes: int, hidden: int = 128) -> nn.Module:
-    """LayerNorm -> Linear -> Tanh -> Linear: the classification head on top of a space."""
-    return nn.Sequential(
-        nn.LayerNorm(in_features),
-        nn.Linear(in_features, hidden),
-        nn.Tanh(),
-        nn.Linear(hidden, num_classes),
-    )
-
-
-def train_classifier(
-    model: nn.Module,
-    x: Tensor,
-    y: Tensor,
-    *,
-    epochs: int,
-    lr: float = 1e-3,
-    batch_size: int = 64,
-    generator: torch.Generator,
-) -> nn.Module:
-    """Minimise cross-entropy with Adam over shuffled mini-batches (order from ``generator``)."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    loss_fn = nn.CrossEntropyLoss()
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(x.shape[0], generator=generator)
-        for start in range(0, x.shape[0], batch_size):
-            batch = order[start : start + batch_size]
-            optimizer.zero_grad()
-            loss_fn(model(x[batch]), y[batch]).backward()
-            optimizer.step()
-    model.eval()
-    return model
-
-
-@torch.no_grad()
-def accuracy(model: nn.Module, x: Tensor, y: Tensor) -> float:
-    return float((model(x).argmax(dim=1) == y).float().mean())
 
 
 def run_quickstart(

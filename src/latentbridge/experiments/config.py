@@ -1,0 +1,329 @@
+"""Configuration of the stitching benchmark: YAML files validated on load.
+
+A config names datasets with their encoders, the anchors, the space variants, the head and its
+optimiser, the seeds and the metrics. Unknown keys and bad values raise ``ConfigError`` naming
+the key (``datasets[0].encoders``). Built-in configs live next to this module
+(``configs/<name>.yaml``) and are selected by name: ``quick`` (the default), ``text``, ``vision``,
+``synthetic``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "AnchorConfig",
+    "ConfigError",
+    "DatasetConfig",
+    "HeadConfig",
+    "RunConfig",
+    "VariantConfig",
+    "builtin_configs",
+    "load_config",
+    "parse_config",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or invalid; the message names the key."""
+
+
+@dataclass(frozen=True)
+class TrainedEncodersConfig:
+    """Vision encoders trained from scratch on the dataset (architectures x seeds)."""
+
+    architectures: tuple[str, ...] = ("mlp", "cnn", "resnet")
+    seeds: tuple[int, ...] = (0, 1)
+    epochs: int = 3
+    latent_dim: int = 64
+    train_subset: int | None = None
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    name: str
+    encoders: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+    train_split: str = "train"
+    test_split: str = "test"
+    trained_encoders: TrainedEncodersConfig | None = None
+    # synthetic datasets only: the transformation classes relating the generated spaces
+    synthetic: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class AnchorConfig:
+    num: int = 1280
+    strategy: str = "uniform"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class VariantConfig:
+    absolute: bool = True
+    projections: tuple[str, ...] = ("cosine", "euclidean", "l1", "linf")
+    normalization: str = "none"
+    product_projections: tuple[str, ...] = ("cosine", "euclidean", "l1", "linf")
+    aggregations: tuple[str, ...] = ("mlp_sum", "concat", "sum", "self_attention")
+    translation: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    hidden: int = 256
+    epochs: int = 10
+    lr: float = 1e-3
+    batch_size: int = 64
+    weight_decay: float = 0.0
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str
+    datasets: tuple[DatasetConfig, ...]
+    anchors: AnchorConfig = AnchorConfig()
+    variants: VariantConfig = VariantConfig()
+    head: HeadConfig = HeadConfig()
+    seeds: tuple[int, ...] = (0, 1, 2)
+    metrics: tuple[str, ...] = ("accuracy", "macro_f1")
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+METRICS = ("accuracy", "macro_f1")
+
+
+def _fail(key: str, message: str) -> ConfigError:
+    return ConfigError(f"config key {key!r}: {message}")
+
+
+def _check_keys(raw: dict[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise _fail(f"{prefix}{unknown[0]}", f"unknown key; allowed keys are {sorted(allowed)}")
+
+
+def _mapping(value: Any, key: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _fail(key, f"must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def _int(value: Any, key: str, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise _fail(key, f"must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _float(value: Any, key: str, minimum: float = 0.0, strict: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _fail(key, f"must be a number, got {value!r}")
+    if value < minimum or (strict and value == minimum):
+        raise _fail(key, f"must be {'>' if strict else '>='} {minimum}, got {value!r}")
+    return float(value)
+
+
+def _strings(value: Any, key: str, choices: list[str] | None = None) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise _fail(key, f"must be a list of names, got {value!r}")
+    for item in value:
+        if not isinstance(item, str):
+            raise _fail(key, f"must hold names, got {item!r}")
+        if choices is not None and item not in choices:
+            raise _fail(key, f"{item!r} is not one of {choices}")
+    if len(set(value)) != len(value):
+        raise _fail(key, "names must not repeat")
+    return tuple(value)
+
+
+def _ints(value: Any, key: str) -> tuple[int, ...]:
+    if not isinstance(value, (list, tuple)) or not value:
+        raise _fail(key, f"must be a non-empty list of integers, got {value!r}")
+    return tuple(_int(v, key) for v in value)
+
+
+def _parse_trained(raw: Any, key: str) -> TrainedEncodersConfig | None:
+    if raw is None:
+        return None
+    raw = _mapping(raw, key)
+    _check_keys(raw, {f for f in TrainedEncodersConfig.__dataclass_fields__}, key)
+    default = TrainedEncodersConfig()
+    subset = raw.get("train_subset", default.train_subset)
+    return TrainedEncodersConfig(
+        architectures=_strings(
+            raw.get("architectures", list(default.architectures)),
+            f"{key}.architectures",
+            ["mlp", "cnn", "resnet"],
+        ),
+        seeds=_ints(raw.get("seeds", list(default.seeds)), f"{key}.seeds"),
+        epochs=_int(raw.get("epochs", default.epochs), f"{key}.epochs", 1),
+        latent_dim=_int(raw.get("latent_dim", default.latent_dim), f"{key}.latent_dim", 1),
+        train_subset=None if subset is None else _int(subset, f"{key}.train_subset", 1),
+    )
+
+
+def _parse_dataset(raw: Any, key: str) -> DatasetConfig:
+    raw = _mapping(raw, key)
+    _check_keys(raw, set(DatasetConfig.__dataclass_fields__), key)
+    if "name" not in raw or not isinstance(raw["name"], str):
+        raise _fail(f"{key}.name", "is required and must be a dataset name")
+    name = raw["name"]
+    synthetic = raw.get("synthetic")
+    if name == "synthetic":
+        synthetic = _mapping(synthetic, f"{key}.synthetic")
+        allowed = {"num_samples", "dim", "num_classes", "transformations", "separation", "noise"}
+        _check_keys(synthetic, allowed, f"{key}.synthetic")
+        from ..transformations import TRANSFORMATIONS
+
+        if "transformations" in synthetic:
+            _strings(
+                synthetic["transformations"],
+                f"{key}.synthetic.transformations",
+                list(TRANSFORMATIONS),
+            )
+    else:
+        from .. import data
+
+        names = [s.name for s in data.available()]
+        if name not in names:
+            raise _fail(f"{key}.name", f"{name!r} is not a dataset; choose from {names}")
+        if synthetic is not None:
+            raise _fail(f"{key}.synthetic", "applies only to the 'synthetic' dataset")
+    trained = _parse_trained(raw.get("trained_encoders"), f"{key}.trained_encoders")
+    encoders = _strings(raw.get("encoders", []), f"{key}.encoders")
+    if name != "synthetic" and not encoders and trained is None:
+        raise _fail(f"{key}.encoders", "name at least one encoder (or trained_encoders)")
+    return DatasetConfig(
+        name=name,
+        encoders=encoders,
+        options=_mapping(raw.get("options"), f"{key}.options"),
+        train_split=str(raw.get("train_split", "train")),
+        test_split=str(raw.get("test_split", "test")),
+        trained_encoders=trained,
+        synthetic=synthetic,
+    )
+
+
+def parse_config(raw: Any, name: str = "config") -> RunConfig:
+    """Validate a config mapping (as loaded from YAML) into a :class:`RunConfig`."""
+    from .. import aggregations, anchors, normalization, projections
+    from ..alignment import available as estimators
+
+    raw = _mapping(raw, "<root>")
+    _check_keys(raw, set(RunConfig.__dataclass_fields__), "")
+    datasets = raw.get("datasets")
+    if not isinstance(datasets, list) or not datasets:
+        raise _fail("datasets", "must be a non-empty list of datasets")
+    parsed_datasets = tuple(_parse_dataset(d, f"datasets[{i}]") for i, d in enumerate(datasets))
+
+    a_raw = _mapping(raw.get("anchors"), "anchors")
+    _check_keys(a_raw, set(AnchorConfig.__dataclass_fields__), "anchors")
+    strategy = a_raw.get("strategy", "uniform")
+    if strategy not in anchors.available():
+        raise _fail("anchors.strategy", f"{strategy!r} is not one of {anchors.available()}")
+    anchor_cfg = AnchorConfig(
+        num=_int(a_raw.get("num", 1280), "anchors.num", 1),
+        strategy=strategy,
+        seed=_int(a_raw.get("seed", 0), "anchors.seed"),
+    )
+
+    v_raw = _mapping(raw.get("variants"), "variants")
+    _check_keys(v_raw, set(VariantConfig.__dataclass_fields__), "variants")
+    default_v = VariantConfig()
+    absolute = v_raw.get("absolute", True)
+    if not isinstance(absolute, bool):
+        raise _fail("variants.absolute", f"must be true or false, got {absolute!r}")
+    norm = v_raw.get("normalization", "none")
+    if norm not in normalization.ABSOLUTE:
+        raise _fail(
+            "variants.normalization", f"{norm!r} is not one of {list(normalization.ABSOLUTE)}"
+        )
+    variant_cfg = VariantConfig(
+        absolute=absolute,
+        projections=_strings(
+            v_raw.get("projections", list(default_v.projections)),
+            "variants.projections",
+            projections.available(),
+        ),
+        normalization=norm,
+        product_projections=_strings(
+            v_raw.get("product_projections", list(default_v.product_projections)),
+            "variants.product_projections",
+            projections.available(),
+        ),
+        aggregations=_strings(
+            v_raw.get("aggregations", list(default_v.aggregations)),
+            "variants.aggregations",
+            aggregations.available(),
+        ),
+        translation=_strings(v_raw.get("translation", []), "variants.translation", estimators()),
+    )
+    if variant_cfg.aggregations and not variant_cfg.product_projections:
+        raise _fail("variants.product_projections", "is empty but aggregations are requested")
+
+    h_raw = _mapping(raw.get("head"), "head")
+    _check_keys(h_raw, set(HeadConfig.__dataclass_fields__), "head")
+    default_h = HeadConfig()
+    head_cfg = HeadConfig(
+        hidden=_int(h_raw.get("hidden", default_h.hidden), "head.hidden", 1),
+        epochs=_int(h_raw.get("epochs", default_h.epochs), "head.epochs", 1),
+        lr=_float(h_raw.get("lr", default_h.lr), "head.lr", 0.0, strict=True),
+        batch_size=_int(h_raw.get("batch_size", default_h.batch_size), "head.batch_size", 1),
+        weight_decay=_float(h_raw.get("weight_decay", 0.0), "head.weight_decay"),
+    )
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise _fail("description", "must be a string")
+    config_name = raw.get("name", name)
+    if not isinstance(config_name, str) or not config_name:
+        raise _fail("name", "must be a non-empty string")
+    return RunConfig(
+        name=config_name,
+        datasets=parsed_datasets,
+        anchors=anchor_cfg,
+        variants=variant_cfg,
+        head=head_cfg,
+        seeds=_ints(raw.get("seeds", [0, 1, 2]), "seeds"),
+        metrics=_strings(raw.get("metrics", list(METRICS)), "metrics", list(METRICS)),
+        description=description,
+    )
+
+
+def builtin_configs() -> list[str]:
+    """Names of the configs shipped with the package."""
+    folder = resources.files(__package__).joinpath("configs")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_config(name_or_path: str | os.PathLike[str]) -> RunConfig:
+    """Load a built-in config by name, or a YAML file by path, and validate it."""
+    try:
+        import yaml
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError("reading configs needs PyYAML: pip install pyyaml") from error
+    text: str
+    label = str(name_or_path)
+    if isinstance(name_or_path, str) and name_or_path in builtin_configs():
+        text = resources.files(__package__).joinpath(f"configs/{name_or_path}.yaml").read_text()
+    else:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise ConfigError(
+                f"{label!r} is neither a built-in config {builtin_configs()} nor a file"
+            )
+        text = path.read_text(encoding="utf-8")
+        label = path.stem
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{label}: not valid YAML: {error}") from error
+    return parse_config(raw, name=label)

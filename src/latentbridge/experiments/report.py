@@ -1,0 +1,654 @@
+"""Report on a zero-shot stitching run: markdown tables, heatmaps and a self-contained HTML page.
+
+The input is the tidy ``results.csv`` that ``latentbridge run`` writes, one row per
+(dataset, train encoder, test encoder, variant, seed, metric)::
+
+    dataset,train_encoder,test_encoder,variant,seed,metric,value
+
+An empty ``value`` means "not applicable" (e.g. absolute stitching between encoders of different
+dimensions); it is shown as ``n/a`` and never enters a mean. A pair is *stitched* when the
+train and test encoders differ; ``train == test`` pairs are the non-stitched reference.
+
+Statistics: a table cell pools every applicable (pair, seed) value of its dataset, variant,
+metric and stitching kind, and shows ``mean ± std`` with the *sample* standard deviation
+(``ddof=1``) when there are at least two values, else ``0.000``. A cell is ``n/a`` when the
+variant ran but no value applies, ``—`` when the variant did not run on that dataset, and it
+carries a ``†`` when some of its pairs were n/a and were left out of the mean.
+
+Ordering is deterministic: datasets, encoders and variants appear in the order of their first
+appearance in ``results.csv``, so the same file always gives the same ``summary.md``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import csv
+import hashlib
+import html
+import io
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "COLUMNS",
+    "ResultRow",
+    "ablation_table",
+    "main_product_variant",
+    "non_stitched_table",
+    "pair_matrix",
+    "read_results",
+    "save_heatmap",
+    "summary_table",
+    "write_report",
+]
+
+COLUMNS: tuple[str, ...] = (
+    "dataset",
+    "train_encoder",
+    "test_encoder",
+    "variant",
+    "seed",
+    "metric",
+    "value",
+)
+
+#: The paper's fixed columns, in order, before the product column.
+_FIXED: tuple[tuple[str, str], ...] = (
+    ("absolute", "Absolute"),
+    ("cosine", "Cosine"),
+    ("euclidean", "Euclidean"),
+    ("l1", "L1"),
+    ("linf", "L∞"),
+)
+_PRODUCT_PREFIX = "product:"
+_MAIN_PRODUCT = "product:mlp_sum"
+_METRIC_TITLES = {"accuracy": "Accuracy", "macro_f1": "Macro F1"}
+_NA = "n/a"
+_MISSING = "—"
+_PARTIAL = "†"
+
+_HOW_TO_READ = (
+    "Each cell is the mean ± sample standard deviation (ddof=1; 0 for a single value) over "
+    "all ordered encoder pairs and seeds of the dataset. *Stitched* tables use the pairs "
+    "whose train encoder differs from the test encoder: the head is trained on the train "
+    "encoder's latents and evaluated, with no retraining, on the test encoder's latents. The "
+    "*non-stitched reference* uses the pairs where both are the same encoder. The best "
+    "stitched cell of each row is in bold. `n/a` marks a variant that does not apply (e.g. "
+    "absolute latents between encoders of different dimensions); `†` marks a mean over the "
+    "applicable pairs only; `—` marks a variant that was not run on that dataset. The "
+    "ablation table compares the aggregations of the product projection. The heatmaps show "
+    "every train (rows) × test (columns) pair, averaged over seeds."
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One tidy result: ``value`` is ``None`` where the metric does not apply."""
+
+    dataset: str
+    train_encoder: str
+    test_encoder: str
+    variant: str
+    seed: int
+    metric: str
+    value: float | None
+
+    @property
+    def stitched(self) -> bool:
+        """True when the head was trained on one encoder and evaluated on another."""
+        return self.train_encoder != self.test_encoder
+
+
+def _bad(path: Path, line: int, message: str) -> ValueError:
+    return ValueError(f"{path}, line {line}: {message}")
+
+
+def read_results(path: str | os.PathLike[str]) -> list[ResultRow]:
+    """Read and validate a tidy ``results.csv``; rows keep the file's order.
+
+    Raises :class:`ValueError` naming the file and line for a missing column, a row with the
+    wrong number of fields, an empty name, a non-integer seed, a value that is not a finite
+    number in [0, 1] (or empty, for not applicable) and a duplicated result key. Extra columns
+    are ignored.
+    """
+    file = Path(path)
+    rows: list[ResultRow] = []
+    seen: dict[tuple[str, str, str, str, int, str], int] = {}
+    with file.open(encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise _bad(file, 1, "empty file, expected a header row") from None
+        names = [name.strip() for name in header]
+        missing = [c for c in COLUMNS if c not in names]
+        if missing:
+            raise _bad(file, 1, f"missing column(s) {', '.join(missing)}; expected {COLUMNS}")
+        index = {c: names.index(c) for c in COLUMNS}
+        for record in reader:
+            line = reader.line_num
+            if not record or all(not cell.strip() for cell in record):
+                continue  # blank line
+            if len(record) != len(names):
+                raise _bad(file, line, f"expected {len(names)} fields, found {len(record)}")
+            raw = {c: record[i].strip() for c, i in index.items()}
+            for c in ("dataset", "train_encoder", "test_encoder", "variant", "metric"):
+                if not raw[c]:
+                    raise _bad(file, line, f"empty {c}")
+            try:
+                seed = int(raw["seed"])
+            except ValueError:
+                raise _bad(file, line, f"seed {raw['seed']!r} is not an integer") from None
+            value: float | None
+            if raw["value"] == "":
+                value = None
+            else:
+                try:
+                    value = float(raw["value"])
+                except ValueError:
+                    raise _bad(
+                        file, line, f"value {raw['value']!r} is not a number (or empty for n/a)"
+                    ) from None
+                if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+                    raise _bad(
+                        file, line, f"value {raw['value']!r} is not in [0, 1] (empty for n/a)"
+                    )
+            row = ResultRow(
+                dataset=raw["dataset"],
+                train_encoder=raw["train_encoder"],
+                test_encoder=raw["test_encoder"],
+                variant=raw["variant"],
+                seed=seed,
+                metric=raw["metric"],
+                value=value,
+            )
+            key = (row.dataset, row.train_encoder, row.test_encoder, row.variant, seed, row.metric)
+            if key in seen:
+                raise _bad(file, line, f"duplicate result, first given on line {seen[key]}")
+            seen[key] = line
+            rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Tables: one model, rendered to markdown and HTML
+
+
+@dataclass(frozen=True)
+class _Cell:
+    text: str
+    bold: bool = False
+
+
+@dataclass
+class _Table:
+    headers: list[str]
+    rows: list[list[_Cell]]
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Stat:
+    mean: float | None  # None: ran, but nothing applicable
+    std: float
+    partial: bool  # some values were n/a and left out
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _stat(values: Sequence[float | None]) -> _Stat | None:
+    """Pool values (None = n/a); None when there are no rows at all."""
+    if not values:
+        return None
+    present = np.array([v for v in values if v is not None], dtype=np.float64)
+    partial = len(present) < len(values)
+    if present.size == 0:
+        return _Stat(None, 0.0, partial)
+    std = float(np.std(present, ddof=1)) if present.size > 1 else 0.0
+    return _Stat(float(np.mean(present)), std, partial)
+
+
+def _fmt(stat: _Stat | None) -> str:
+    if stat is None:
+        return _MISSING
+    if stat.mean is None:
+        return _NA
+    text = f"{stat.mean:.3f} ± {stat.std:.3f}"
+    return text + _PARTIAL if stat.partial else text
+
+
+def _collect(
+    rows: Iterable[ResultRow], metric: str, stitched: bool
+) -> dict[tuple[str, str], list[float | None]]:
+    cells: dict[tuple[str, str], list[float | None]] = {}
+    for r in rows:
+        if r.metric == metric and r.stitched == stitched:
+            cells.setdefault((r.dataset, r.variant), []).append(r.value)
+    return cells
+
+
+def _stat_row(
+    dataset: str,
+    variants: Sequence[str],
+    cells: dict[tuple[str, str], list[float | None]],
+    bold_best: bool,
+) -> list[_Cell]:
+    stats = [_stat(cells.get((dataset, v), [])) for v in variants]
+    best: float | None = None
+    if bold_best:
+        means = [round(s.mean, 3) for s in stats if s is not None and s.mean is not None]
+        best = max(means) if means else None
+    out = [_Cell(dataset)]
+    for s in stats:
+        mean = s.mean if s is not None else None
+        is_best = best is not None and mean is not None and round(mean, 3) == best
+        out.append(_Cell(_fmt(s), bold=is_best))
+    return out
+
+
+def _partial_note(table: _Table) -> None:
+    if any(c.text.endswith(_PARTIAL) for row in table.rows for c in row):
+        table.notes.append(f"{_PARTIAL} mean over the applicable pairs only (n/a pairs left out).")
+
+
+def main_product_variant(rows: Iterable[ResultRow]) -> str | None:
+    """``product:mlp_sum`` when present, else the first product variant, else None."""
+    products = [v for v in _unique(r.variant for r in rows) if v.startswith(_PRODUCT_PREFIX)]
+    if _MAIN_PRODUCT in products:
+        return _MAIN_PRODUCT
+    return products[0] if products else None
+
+
+def _summary_columns(
+    rows: Sequence[ResultRow], product_variant: str | None
+) -> tuple[list[str], list[str]]:
+    """(variants, headers) of the summary: fixed set, main product, then any other non-product
+    variant in order of first appearance. Other aggregations belong to the ablation table."""
+    present = _unique(r.variant for r in rows)
+    product = product_variant if product_variant is not None else main_product_variant(rows)
+    variants: list[str] = []
+    headers: list[str] = []
+    for name, label in _FIXED:
+        if name in present:
+            variants.append(name)
+            headers.append(label)
+    if product is not None and product in present:
+        variants.append(product)
+        headers.append(f"Product ({product.removeprefix(_PRODUCT_PREFIX)})")
+    fixed = {name for name, _ in _FIXED}
+    for v in present:
+        if v not in fixed and not v.startswith(_PRODUCT_PREFIX):
+            variants.append(v)
+            headers.append(v)
+    return variants, headers
+
+
+def _summary(
+    rows: Sequence[ResultRow], metric: str, stitched: bool, product_variant: str | None
+) -> _Table:
+    rows = list(rows)
+    variants, headers = _summary_columns(rows, product_variant)
+    cells = _collect(rows, metric, stitched)
+    datasets = _unique(r.dataset for r in rows if r.metric == metric)
+    table = _Table(["Dataset", *headers], [])
+    for d in datasets:
+        table.rows.append(_stat_row(d, variants, cells, bold_best=stitched))
+    _partial_note(table)
+    return table
+
+
+def _ablation(rows: Sequence[ResultRow], metric: str) -> _Table:
+    rows = list(rows)
+    products = [v for v in _unique(r.variant for r in rows) if v.startswith(_PRODUCT_PREFIX)]
+    cells = _collect(rows, metric, stitched=True)
+    datasets = _unique(r.dataset for r in rows if r.metric == metric)
+    table = _Table(["Dataset", *(p.removeprefix(_PRODUCT_PREFIX) for p in products)], [])
+    if products:
+        for d in datasets:
+            table.rows.append(_stat_row(d, products, cells, bold_best=True))
+    _partial_note(table)
+    return table
+
+
+def _md_escape(text: str) -> str:
+    text = " ".join(text.splitlines())
+    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*")
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _to_markdown(table: _Table) -> str:
+    if not table.rows:
+        return "_No results._\n"
+
+    def cell(c: _Cell) -> str:
+        text = _md_escape(c.text)
+        return f"**{text}**" if c.bold else text
+
+    lines = [
+        "| " + " | ".join(_md_escape(h) for h in table.headers) + " |",
+        "|" + "|".join([":---", *(["---:"] * (len(table.headers) - 1))]) + "|",
+    ]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in table.rows]
+    lines += ["", *table.notes] if table.notes else []
+    return "\n".join(lines) + "\n"
+
+
+def _to_html(table: _Table) -> str:
+    if not table.rows:
+        return "<p><em>No results.</em></p>\n"
+    esc = html.escape
+    parts = ["<table>", "<thead><tr>"]
+    parts += [f"<th>{esc(h)}</th>" for h in table.headers]
+    parts.append("</tr></thead>")
+    parts.append("<tbody>")
+    for row in table.rows:
+        parts.append("<tr>")
+        for i, c in enumerate(row):
+            text = f"<strong>{esc(c.text)}</strong>" if c.bold else esc(c.text)
+            parts.append(f'<th scope="row">{text}</th>' if i == 0 else f"<td>{text}</td>")
+        parts.append("</tr>")
+    parts.append("</tbody></table>")
+    notes = "".join(f'<p class="note">{esc(n)}</p>' for n in table.notes)
+    return "".join(parts) + notes + "\n"
+
+
+def summary_table(
+    rows: Sequence[ResultRow],
+    metric: str = "accuracy",
+    *,
+    product_variant: str | None = None,
+    stitched: bool = True,
+) -> str:
+    """The paper-style markdown table: one row per dataset, ``mean ± std`` per variant.
+
+    Columns: Absolute, Cosine, Euclidean, L1, L∞ (those present in ``rows``), then
+    ``Product (<aggregation>)`` for ``product_variant`` (default: :func:`main_product_variant`),
+    then every other non-product variant (other projections, translation baselines) in order of
+    first appearance. Other product aggregations are left to :func:`ablation_table`. With
+    ``stitched=True`` (default) cells pool train != test pairs and the best cell of each row is
+    bold; with ``stitched=False`` they pool the train == test reference pairs, not bold.
+    """
+    return _to_markdown(_summary(rows, metric, stitched, product_variant))
+
+
+def non_stitched_table(
+    rows: Sequence[ResultRow], metric: str = "accuracy", *, product_variant: str | None = None
+) -> str:
+    """:func:`summary_table` over the train == test (non-stitched reference) pairs."""
+    return summary_table(rows, metric, product_variant=product_variant, stitched=False)
+
+
+def ablation_table(rows: Sequence[ResultRow], metric: str = "accuracy") -> str:
+    """Markdown aggregation ablation: one row per dataset, one column per ``product:<agg>``
+    variant (in order of first appearance), stitched ``mean ± std``; best cell per row bold."""
+    return _to_markdown(_ablation(rows, metric))
+
+
+# --------------------------------------------------------------------------------------------
+# Pair matrices and heatmaps
+
+
+def pair_matrix(
+    rows: Sequence[ResultRow], dataset: str, variant: str, metric: str = "accuracy"
+) -> tuple[list[str], np.ndarray]:
+    """(encoders, matrix): ``matrix[i, j]`` is the mean over seeds of training on
+    ``encoders[i]`` and testing on ``encoders[j]``; NaN where n/a or not run.
+
+    ``encoders`` are all the encoders of ``dataset`` (any variant or metric), in order of first
+    appearance, so every variant's matrix has the same axes. Raises :class:`ValueError` when
+    there is no row for (dataset, variant, metric).
+    """
+    encoders = _unique(
+        e for r in rows if r.dataset == dataset for e in (r.train_encoder, r.test_encoder)
+    )
+    index = {e: i for i, e in enumerate(encoders)}
+    sums = np.zeros((len(encoders), len(encoders)))
+    counts = np.zeros((len(encoders), len(encoders)))
+    found = False
+    for r in rows:
+        if r.dataset == dataset and r.variant == variant and r.metric == metric:
+            found = True
+            if r.value is not None:
+                i, j = index[r.train_encoder], index[r.test_encoder]
+                sums[i, j] += r.value
+                counts[i, j] += 1
+    if not found:
+        raise ValueError(f"no {metric!r} results for dataset {dataset!r}, variant {variant!r}")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        matrix = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return encoders, matrix
+
+
+def _heatmap_png(rows: Sequence[ResultRow], dataset: str, variant: str, metric: str) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    encoders, matrix = pair_matrix(rows, dataset, variant, metric)
+    n = len(encoders)
+    size = max(3.5, 0.9 * n + 2.0)
+    fig = Figure(figsize=(size + 1.0, size), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    masked = np.ma.masked_invalid(matrix)
+    image = ax.imshow(masked, cmap="viridis", vmin=0.0, vmax=1.0)
+    ax.set_facecolor("#d0d0d0")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=metric)
+    ax.set_xticks(range(n))
+    ax.set_yticks(range(n))
+    ax.set_xticklabels(encoders, rotation=45, ha="right")
+    ax.set_yticklabels(encoders)
+    ax.set_xlabel("test encoder")
+    ax.set_ylabel("train encoder")
+    ax.set_title(f"{dataset} — {variant} — {metric}")
+    for i in range(n):
+        for j in range(n):
+            value = matrix[i, j]
+            if np.isnan(value):
+                ax.add_patch(
+                    Rectangle(
+                        (j - 0.5, i - 0.5),
+                        1,
+                        1,
+                        facecolor="#d0d0d0",
+                        edgecolor="#808080",
+                        hatch="//",
+                        linewidth=0.0,
+                    )
+                )
+                ax.text(j, i, _NA, ha="center", va="center", fontsize=8, color="black")
+            else:
+                color = "black" if value > 0.6 else "white"
+                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8, color=color)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def save_heatmap(
+    rows: Sequence[ResultRow],
+    dataset: str,
+    variant: str,
+    path: str | os.PathLike[str],
+    metric: str = "accuracy",
+) -> Path:
+    """Write a train (rows) × test (columns) heatmap PNG of :func:`pair_matrix`, annotated with
+    the values; n/a cells are grey and hatched; colour scale 0..1. Written atomically."""
+    target = Path(path)
+    _atomic_write(target, _heatmap_png(rows, dataset, variant, metric))
+    return target
+
+
+# --------------------------------------------------------------------------------------------
+# Files
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, then ``os.replace`` it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _unique_pairs(items: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    return list(dict.fromkeys(items))
+
+
+def _slug(name: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")[:60]
+    return slug or "x"
+
+
+def _heatmap_names(keys: Sequence[tuple[str, str]], metric: str) -> dict[tuple[str, str], str]:
+    """Sanitised, collision-free file names for (dataset, variant) keys."""
+    plain = {k: f"{_slug(k[0])}__{_slug(k[1])}__{_slug(metric)}" for k in keys}
+    counts: dict[str, int] = {}
+    for name in plain.values():
+        counts[name] = counts.get(name, 0) + 1
+    names = {}
+    for k, name in plain.items():
+        if counts[name] > 1:  # lossy slugs collide: disambiguate with a digest of the names
+            digest = hashlib.sha1("\0".join(k).encode("utf-8")).hexdigest()[:8]
+            name = f"{name}-{digest}"
+        names[k] = f"{name}.png"
+    return names
+
+
+def _metrics(rows: Sequence[ResultRow]) -> list[str]:
+    present = _unique(r.metric for r in rows)
+    known = [m for m in _METRIC_TITLES if m in present]
+    return known + [m for m in present if m not in _METRIC_TITLES]
+
+
+def _read_config(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON: {exc}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: expected a JSON object, found {type(config).__name__}")
+    return config
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2em auto;
+max-width:72em;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em}
+th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right;white-space:nowrap}
+thead th{background:#f0f0f0;text-align:center}tbody th{text-align:left;font-weight:normal}
+pre{background:#f6f6f6;padding:1em;overflow:auto}.note{font-size:.9em;color:#555}
+figure{display:inline-block;margin:0 1em 1em 0}img{max-width:100%}
+"""
+
+
+def write_report(out_dir: str | os.PathLike[str]) -> Path:
+    """Read ``out_dir/results.csv`` (and ``config.json`` if present) and write, atomically:
+
+    * ``summary.md``: per metric, the stitched summary, the non-stitched reference and the
+      aggregation ablation, with a short "how to read"; byte-identical for the same input;
+    * ``heatmaps/<dataset>__<variant>__accuracy.png``: one per (dataset, variant) with accuracy;
+    * ``report.html``: a self-contained offline page (inline CSS, PNGs as base64 data URIs,
+      every string from the inputs HTML-escaped) with the config, tables and heatmaps.
+
+    Returns the path of ``report.html``. Raises :class:`ValueError` for an invalid or empty
+    results file or an invalid ``config.json``.
+    """
+    folder = Path(out_dir)
+    results_file = folder / "results.csv"
+    rows = read_results(results_file)
+    if not rows:
+        raise ValueError(f"{results_file}: no result rows")
+    config = _read_config(folder / "config.json")
+    metrics = _metrics(rows)
+
+    sections: list[tuple[str, list[tuple[str, _Table]]]] = []
+    for metric in metrics:
+        tables = [
+            ("Stitched (train encoder ≠ test encoder)", _summary(rows, metric, True, None)),
+            (
+                "Non-stitched reference (train encoder = test encoder)",
+                _summary(rows, metric, False, None),
+            ),
+        ]
+        ablation = _ablation(rows, metric)
+        if ablation.rows:
+            tables.append(("Aggregation ablation of the product (stitched)", ablation))
+        sections.append((_METRIC_TITLES.get(metric, metric), tables))
+
+    md = ["# Zero-shot stitching report", "", "## How to read", "", _HOW_TO_READ, ""]
+    for title, tables in sections:
+        md += [f"## {_md_escape(title)}", ""]
+        for heading, table in tables:
+            md += [f"### {heading}", "", _to_markdown(table)]
+    _atomic_write(folder / "summary.md", "\n".join(md).encode("utf-8"))
+
+    heat_metric = "accuracy"
+    keys = _unique_pairs((r.dataset, r.variant) for r in rows if r.metric == heat_metric)
+    names = _heatmap_names(keys, heat_metric)
+    figures: list[tuple[str, str, bytes]] = []
+    for dataset, variant in keys:
+        png = _heatmap_png(rows, dataset, variant, heat_metric)
+        _atomic_write(folder / "heatmaps" / names[(dataset, variant)], png)
+        figures.append((dataset, variant, png))
+
+    esc = html.escape
+    page = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+        "img-src data:; style-src 'unsafe-inline'\">",
+        "<title>Zero-shot stitching report</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>Zero-shot stitching report</h1>",
+        "<h2>How to read</h2>",
+        f"<p>{esc(_HOW_TO_READ.replace('`', '').replace('*', ''))}</p>",
+    ]
+    if config is not None:
+        text = json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+        page += ["<h2>Configuration</h2>", f"<pre>{esc(text)}</pre>"]
+    for title, tables in sections:
+        page.append(f"<h2>{esc(title)}</h2>")
+        for heading, table in tables:
+            page += [f"<h3>{esc(heading)}</h3>", _to_html(table)]
+    if figures:
+        page.append(f"<h2>Heatmaps ({esc(heat_metric)}, mean over seeds)</h2>")
+    for dataset, variant, png in figures:
+        data = base64.b64encode(png).decode("ascii")
+        caption = f"{dataset} — {variant}: train encoder (rows) × test encoder (columns)"
+        page.append(
+            f'<figure><img src="data:image/png;base64,{data}" alt="{esc(caption)}">'
+            f"<figcaption>{esc(caption)}</figcaption></figure>"
+        )
+    page.append("</body></html>\n")
+    report = folder / "report.html"
+    _atomic_write(report, "\n".join(page).encode("utf-8"))
+    return report

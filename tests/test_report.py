@@ -1,0 +1,349 @@
+"""Tests for latentbridge.experiments.report on a small synthetic results.csv."""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from latentbridge.experiments import report
+from latentbridge.experiments.report import (
+    ResultRow,
+    ablation_table,
+    pair_matrix,
+    read_results,
+    save_heatmap,
+    summary_table,
+    write_report,
+)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+DATASETS = ["ds1", "ds2"]
+ENCODERS = ["enc_a", "enc_b", "big"]  # "big" has another dimension: absolute n/a with it
+VARIANTS = ["absolute", "cosine", "euclidean", "l1", "linf", "product:mlp_sum", "product:concat"]
+SEEDS = [0, 1]
+METRICS = ["accuracy", "macro_f1"]
+# Base value per (dataset, variant): ds1's best stitched variant is product:mlp_sum, ds2's
+# is cosine.
+BASE = {
+    "ds1": dict(zip(VARIANTS, [0.30, 0.60, 0.55, 0.50, 0.45, 0.80, 0.70], strict=True)),
+    "ds2": dict(zip(VARIANTS, [0.20, 0.78, 0.50, 0.40, 0.35, 0.72, 0.62], strict=True)),
+}
+
+
+def value_of(dataset: str, train: str, test: str, variant: str, seed: int, metric: str):
+    """The synthetic value, None where absolute stitching crosses dimensions."""
+    if variant == "absolute" and train != test and "big" in (train, test):
+        return None
+    i, j = ENCODERS.index(train), ENCODERS.index(test)
+    v = BASE[dataset][variant] + 0.011 * i + 0.023 * j + 0.004 * seed
+    v += 0.1 if train == test else 0.0
+    return round(v - (0.05 if metric == "macro_f1" else 0.0), 6)
+
+
+def synthetic_rows() -> list[list[object]]:
+    out: list[list[object]] = []
+    for d in DATASETS:
+        for a in ENCODERS:
+            for b in ENCODERS:
+                for variant in VARIANTS:
+                    for seed in SEEDS:
+                        for metric in METRICS:
+                            v = value_of(d, a, b, variant, seed, metric)
+                            out.append([d, a, b, variant, seed, metric, "" if v is None else v])
+    return out
+
+
+def write_csv(path: Path, rows: list[list[object]], header=report.COLUMNS) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    return write_csv(tmp_path / "run" / "results.csv", synthetic_rows())
+
+
+def expected_cell(dataset: str, variant: str, metric: str, stitched: bool) -> str:
+    values = [
+        value_of(dataset, a, b, variant, s, metric)
+        for a in ENCODERS
+        for b in ENCODERS
+        for s in SEEDS
+        if (a != b) == stitched
+    ]
+    present = [v for v in values if v is not None]
+    std = statistics.stdev(present) if len(present) > 1 else 0.0
+    text = f"{statistics.mean(present):.3f} ± {std:.3f}"
+    return text + "†" if len(present) < len(values) else text
+
+
+def parse_md(table: str) -> tuple[list[str], dict[str, list[str]]]:
+    lines = [line for line in table.splitlines() if line.startswith("|")]
+    split = [[c.strip() for c in line.strip("|").split(" | ")] for line in lines]
+    header, body = split[0], split[2:]
+    return header, {row[0]: row[1:] for row in body}
+
+
+def test_read_results_types_and_order(results: Path) -> None:
+    rows = read_results(results)
+    assert len(rows) == len(synthetic_rows())
+    first = rows[0]
+    assert first == ResultRow("ds1", "enc_a", "enc_a", "absolute", 0, "accuracy", 0.4)
+    assert not first.stitched
+    na = [r for r in rows if r.value is None]
+    assert na and all(r.variant == "absolute" and r.stitched for r in na)
+    with pytest.raises(AttributeError):
+        first.value = 0.5  # type: ignore[misc]
+
+
+def test_summary_cells_match_hand_computed(results: Path) -> None:
+    rows = read_results(results)
+    for metric in METRICS:
+        header, body = parse_md(summary_table(rows, metric))
+        assert header == [
+            "Dataset",
+            "Absolute",
+            "Cosine",
+            "Euclidean",
+            "L1",
+            "L∞",
+            "Product (mlp_sum)",
+        ]
+        assert list(body) == DATASETS
+        variants = ["absolute", "cosine", "euclidean", "l1", "linf", "product:mlp_sum"]
+        for d in DATASETS:
+            got = [c.strip("*") for c in body[d]]
+            assert got == [expected_cell(d, v, metric, True) for v in variants]
+
+
+def test_literal_mean_and_sample_std(tmp_path: Path) -> None:
+    rows = [
+        ResultRow("tiny", "x", "y", "cosine", 0, "accuracy", 0.5),
+        ResultRow("tiny", "x", "y", "cosine", 1, "accuracy", 0.7),
+        ResultRow("tiny", "y", "x", "cosine", 0, "accuracy", 0.6),
+        ResultRow("tiny", "y", "x", "cosine", 1, "accuracy", 0.8),
+        ResultRow("tiny", "x", "y", "l1", 0, "accuracy", 0.4),
+        ResultRow("tiny", "x", "x", "l1", 0, "accuracy", 0.9),
+    ]
+    _, body = parse_md(summary_table(rows))
+    # mean 0.65; sample std sqrt((0.15² + 0.05² + 0.05² + 0.15²) / 3) = 0.1291
+    assert body["tiny"] == ["**0.650 ± 0.129**", "0.400 ± 0.000"]
+    _, ref = parse_md(summary_table(rows, stitched=False))
+    assert ref["tiny"] == ["—", "0.900 ± 0.000"]
+
+
+def test_na_rendering_and_partial_marker(results: Path) -> None:
+    rows = read_results(results)
+    # Only the cross-dimension pairs: every absolute stitched value is n/a.
+    only_big = [
+        r for r in rows if r.variant != "absolute" or "big" in (r.train_encoder, r.test_encoder)
+    ]
+    _, body = parse_md(summary_table(only_big))
+    assert body["ds1"][0] == "n/a"
+    assert not any(re.search(r"\d", c) for c in [body["ds1"][0], body["ds2"][0]])
+    # With the same-dimension pairs too, the mean is over applicable pairs and flagged.
+    table = summary_table(rows)
+    assert parse_md(table)[1]["ds1"][0].endswith("†")
+    assert "† mean over the applicable pairs only" in table
+
+
+def test_bold_best_stitched_cell(results: Path) -> None:
+    rows = read_results(results)
+    _, body = parse_md(summary_table(rows))
+    bold = {d: [i for i, c in enumerate(cells) if c.startswith("**")] for d, cells in body.items()}
+    assert bold == {"ds1": [5], "ds2": [1]}  # product (mlp_sum) in ds1, cosine in ds2
+    assert body["ds1"][5].endswith("**")
+
+
+def test_non_stitched_uses_only_same_encoder_pairs(results: Path) -> None:
+    rows = read_results(results)
+    header, body = parse_md(summary_table(rows, stitched=False))
+    assert header[-1] == "Product (mlp_sum)"
+    variants = ["absolute", "cosine", "euclidean", "l1", "linf", "product:mlp_sum"]
+    for d in DATASETS:
+        assert body[d] == [expected_cell(d, v, "accuracy", False) for v in variants]
+        assert not any(c.startswith("**") for c in body[d])
+    # Changing a stitched value does not move the reference table.
+    changed = [
+        ResultRow(r.dataset, r.train_encoder, r.test_encoder, r.variant, r.seed, r.metric, 0.0)
+        if r.stitched
+        else r
+        for r in rows
+    ]
+    assert summary_table(changed, stitched=False) == summary_table(rows, stitched=False)
+    assert summary_table(changed) != summary_table(rows)
+
+
+def test_main_product_falls_back_and_extra_columns() -> None:
+    rows = [
+        ResultRow("d", "a", "b", "product:concat", 0, "accuracy", 0.5),
+        ResultRow("d", "a", "b", "translation:affine", 0, "accuracy", 0.6),
+        ResultRow("d", "a", "b", "cosine", 0, "accuracy", 0.4),
+        ResultRow("d", "a", "b", "product:sum", 0, "accuracy", 0.3),
+        ResultRow("d", "a", "b", "angular", 0, "accuracy", 0.2),
+    ]
+    header, body = parse_md(summary_table(rows))
+    assert header == ["Dataset", "Cosine", "Product (concat)", "translation:affine", "angular"]
+    assert body["d"] == ["0.400 ± 0.000", "0.500 ± 0.000", "**0.600 ± 0.000**", "0.200 ± 0.000"]
+    header, _ = parse_md(summary_table(rows, product_variant="product:sum"))
+    assert header[2] == "Product (sum)"
+
+
+def test_ablation_columns(results: Path) -> None:
+    rows = read_results(results)
+    header, body = parse_md(ablation_table(rows))
+    assert header == ["Dataset", "mlp_sum", "concat"]
+    for d in DATASETS:
+        expected = [expected_cell(d, v, "accuracy", True) for v in VARIANTS[5:]]
+        assert [c.strip("*") for c in body[d]] == expected
+        assert body[d][0].startswith("**")
+    assert "No results" in ablation_table([r for r in rows if r.variant == "cosine"])
+
+
+def test_pair_matrix_values_and_nans(results: Path) -> None:
+    rows = read_results(results)
+    encoders, matrix = pair_matrix(rows, "ds2", "absolute", "macro_f1")
+    assert encoders == ENCODERS
+    assert matrix.shape == (3, 3)
+    for i, a in enumerate(ENCODERS):
+        for j, b in enumerate(ENCODERS):
+            values = [value_of("ds2", a, b, "absolute", s, "macro_f1") for s in SEEDS]
+            if values[0] is None:
+                assert math.isnan(matrix[i, j])
+            else:
+                assert matrix[i, j] == pytest.approx(statistics.mean(values))
+    assert int(np.isnan(matrix).sum()) == 4
+    _, cosine = pair_matrix(rows, "ds2", "cosine")
+    assert not np.isnan(cosine).any()
+    with pytest.raises(ValueError, match="no 'accuracy' results"):
+        pair_matrix(rows, "ds2", "missing")
+
+
+def test_save_heatmap_writes_png(results: Path, tmp_path: Path) -> None:
+    rows = read_results(results)
+    out = save_heatmap(rows, "ds1", "absolute", tmp_path / "h" / "abs.png")
+    assert out.read_bytes()[:8] == PNG_MAGIC
+    assert [p.name for p in out.parent.iterdir()] == ["abs.png"]
+
+
+def test_write_report_files(results: Path) -> None:
+    folder = results.parent
+    (folder / "config.json").write_text('{"name": "quick", "seeds": [0, 1]}', encoding="utf-8")
+    page = write_report(folder)
+    assert page == folder / "report.html"
+    summary = (folder / "summary.md").read_text(encoding="utf-8")
+    for needle in (
+        "## Accuracy",
+        "## Macro F1",
+        "Non-stitched reference",
+        "ablation",
+        "How to read",
+        expected_cell("ds2", "l1", "macro_f1", True),
+    ):
+        assert needle in summary
+    heatmaps = sorted(p.name for p in (folder / "heatmaps").iterdir())
+    expected = sorted(
+        f"{d}__{v.replace(':', '-')}__accuracy.png" for d in DATASETS for v in VARIANTS
+    )
+    assert heatmaps == expected
+    assert all((folder / "heatmaps" / n).read_bytes()[:8] == PNG_MAGIC for n in heatmaps)
+
+    text = page.read_text(encoding="utf-8")
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", text)
+    assert "http://" not in text and "https://" not in text
+    assert text.count('<img src="data:image/png;base64,') == len(expected)
+    assert "<link" not in text and "<script" not in text
+    assert "&quot;quick&quot;" in text  # the config, escaped
+    assert "<table>" in text and "<strong>" in text
+
+
+def test_html_escapes_malicious_names(tmp_path: Path) -> None:
+    evil = '<script>alert("x")</script>'
+    rows = [
+        [evil, "enc_a", evil, "cosine", 0, "accuracy", 0.5],
+        [evil, evil, "enc_a", "cosine", 0, "accuracy", 0.6],
+        [evil, evil, evil, 'product:<img src=x onerror="y">', 0, "accuracy", 0.7],
+    ]
+    folder = tmp_path / "evil"
+    write_csv(folder / "results.csv", rows)
+    (folder / "config.json").write_text('{"note": "</pre><script>bad()</script>"}')
+    text = write_report(folder).read_text(encoding="utf-8")
+    assert "<script" not in text
+    assert "<img src=x" not in text
+    assert "&lt;script&gt;" in text
+    summary = (folder / "summary.md").read_text(encoding="utf-8")
+    assert "<script" not in summary
+    names = [p.name for p in (folder / "heatmaps").iterdir()]
+    assert names and all(re.fullmatch(r"[A-Za-z0-9_.-]+", n) for n in names)
+
+
+def test_report_is_deterministic_and_atomic(results: Path) -> None:
+    folder = results.parent
+    write_report(folder)
+    first = (folder / "summary.md").read_bytes()
+    write_report(folder)
+    assert (folder / "summary.md").read_bytes() == first
+    leftovers = [p for p in folder.rglob("*") if p.name.startswith(".") or p.suffix == ".tmp"]
+    assert leftovers == []
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "heatmaps",
+        "report.html",
+        "results.csv",
+        "summary.md",
+    ]
+
+
+def test_failed_write_leaves_no_temp_file(tmp_path: Path, monkeypatch) -> None:
+    def boom(src: str, dst: str) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(report.os, "replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        report._atomic_write(tmp_path / "x.md", b"data")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_order_follows_first_appearance(results: Path, tmp_path: Path) -> None:
+    rows = synthetic_rows()
+    reordered = [r for r in rows if r[0] == "ds2"] + [r for r in rows if r[0] == "ds1"]
+    rows2 = read_results(write_csv(tmp_path / "r2.csv", reordered))
+    assert list(parse_md(summary_table(rows2))[1]) == ["ds2", "ds1"]
+
+
+@pytest.mark.parametrize(
+    ("header", "row", "line", "message"),
+    [
+        (report.COLUMNS[:-1], ["d", "a", "b", "cosine", 0, "accuracy"], 1, "missing column"),
+        (report.COLUMNS, ["d", "a", "b", "cosine", 0, "accuracy", "high"], 3, "not a number"),
+        (report.COLUMNS, ["d", "a", "b", "cosine", 0, "accuracy", "1.5"], 3, r"not in \[0, 1\]"),
+        (report.COLUMNS, ["d", "a", "b", "cosine", 0, "accuracy", "nan"], 3, r"not in \[0, 1\]"),
+        (report.COLUMNS, ["d", "a", "b", "cosine", "x", "accuracy", "0.5"], 3, "seed"),
+        (report.COLUMNS, ["d", "a", "b", "cosine", 0, "accuracy"], 3, "expected 7 fields"),
+        (report.COLUMNS, ["d", "a", "b", "cosine", 1, "accuracy", "0.5"], 3, "duplicate"),
+    ],
+)
+def test_bad_csv_raises_with_file_and_line(
+    tmp_path: Path, header, row, line: int, message: str
+) -> None:
+    good = ["d", "a", "b", "cosine", 1, "accuracy", "0.5"]
+    path = write_csv(tmp_path / "bad.csv", [good[: len(header)], row], header=header)
+    with pytest.raises(ValueError, match=message) as info:
+        read_results(path)
+    assert str(path) in str(info.value)
+    assert f"line {line}" in str(info.value)
+
+
+def test_write_report_rejects_empty_results(tmp_path: Path) -> None:
+    write_csv(tmp_path / "results.csv", [])
+    with pytest.raises(ValueError, match="no result rows"):
+        write_report(tmp_path)

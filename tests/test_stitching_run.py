@@ -1,0 +1,199 @@
+"""`latentbridge run`: configs, the protocol on known transformations, outputs, resumption."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from latentbridge.cli import main
+from latentbridge.experiments import stitching
+from latentbridge.experiments.config import ConfigError, builtin_configs, load_config, parse_config
+
+TINY = {
+    "name": "tiny",
+    "datasets": [
+        {
+            "name": "synthetic",
+            "synthetic": {
+                "num_samples": 800,
+                "dim": 12,
+                "num_classes": 4,
+                "separation": 1.0,
+                "transformations": ["orthogonal", "translation"],
+            },
+        }
+    ],
+    "anchors": {"num": 48},
+    "variants": {
+        "projections": ["euclidean", "l1", "cosine"],
+        "product_projections": ["cosine", "euclidean", "l1", "linf"],
+        "aggregations": ["mlp_sum"],
+    },
+    "head": {"hidden": 32, "epochs": 4, "batch_size": 64},
+    "seeds": [0],
+}
+
+
+def _write(tmp_path: Path, config: dict) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _results(path: Path) -> dict[tuple[str, str, str, str], str]:
+    with path.open() as handle:
+        return {
+            (r["train_encoder"], r["test_encoder"], r["variant"], r["metric"]): r["value"]
+            for r in csv.DictReader(handle)
+        }
+
+
+def test_builtin_configs_validate() -> None:
+    assert builtin_configs() == ["quick", "synthetic", "text", "vision"]
+    for name in builtin_configs():
+        config = load_config(name)
+        assert config.name == name and config.datasets
+    quick = load_config("quick")
+    assert quick.anchors.num == 256 and quick.seeds == (0, 1, 2)
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"colour": 1}, "'colour'"),
+        ({"anchors": {"num": 0}}, "'anchors.num'"),
+        ({"anchors": {"strategy": "random"}}, "'anchors.strategy'"),
+        ({"head": {"lr": -1}}, "'head.lr'"),
+        ({"head": {"epochs": "ten"}}, "'head.epochs'"),
+        ({"seeds": []}, "'seeds'"),
+        ({"variants": {"projections": ["cosinus"]}}, "'variants.projections'"),
+        ({"variants": {"aggregations": ["mean"]}}, "'variants.aggregations'"),
+        ({"metrics": ["auc"]}, "'metrics'"),
+        ({"datasets": [{"name": "cifar1000", "encoders": ["x"]}]}, "'datasets[0].name'"),
+        ({"datasets": [{"name": "wordnet"}]}, "'datasets[0].encoders'"),
+        (
+            {"datasets": [{"name": "wordnet", "encoders": ["a"], "colour": 1}]},
+            "'datasets[0].colour'",
+        ),
+    ],
+)
+def test_bad_configs_name_the_key(change: dict, key: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        parse_config({**TINY, **change})
+
+
+def test_bad_config_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["run", str(_write(tmp_path, {**TINY, "seeds": "zero"})), "--out", str(tmp_path)])
+    assert exc.value.code == 2
+    assert "'seeds'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["run", "no-such-config", "--out", str(tmp_path)])
+    assert "neither a built-in config" in capsys.readouterr().err
+
+
+def test_tiny_run_end_to_end_through_the_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert main(["run", str(_write(tmp_path, TINY)), "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "| Dataset |" in printed or "| dataset |" in printed
+    for name in ("results.csv", "summary.md", "report.html", "config.json"):
+        assert (out / name).is_file(), name
+    heatmaps = sorted(p.name for p in (out / "heatmaps").iterdir())
+    assert len(heatmaps) == 5  # absolute, three projections, the product
+    res = _results(out / "results.csv")
+    # 3 encoders x 3 encoders x 5 variants x 1 seed x 2 metrics
+    assert len(res) == 3 * 3 * 5 * 2
+    acc = {k[:3]: float(v) for k, v in res.items() if k[3] == "accuracy"}
+    # Euclidean is invariant to rotations and translations: stitching changes nothing.
+    for b in ("orthogonal", "translation"):
+        assert acc[("identity", b, "euclidean")] == pytest.approx(
+            acc[("identity", "identity", "euclidean")]
+        )
+    # Absolute latents do not stitch across a rotation (chance is 0.25).
+    assert acc[("identity", "identity", "absolute")] > 0.6
+    assert acc[("identity", "orthogonal", "absolute")] < 0.4
+    # L1 is invariant to translations, not to rotations.
+    assert acc[("identity", "translation", "l1")] == pytest.approx(
+        acc[("identity", "identity", "l1")]
+    )
+    # Cosine is not invariant to translations (the data is far from the origin).
+    assert acc[("identity", "translation", "cosine")] < acc[("identity", "identity", "cosine")]
+    # `latentbridge report` rebuilds the same summary from results.csv.
+    before = (out / "summary.md").read_bytes()
+    (out / "summary.md").unlink()
+    assert main(["report", str(out)]) == 0
+    assert (out / "summary.md").read_bytes() == before
+
+
+def test_resume_recomputes_nothing_that_finished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = parse_config({**TINY, "variants": {**TINY["variants"], "aggregations": []}})
+    calls: list[tuple[str, int, str]] = []
+    real = stitching._cell_rows
+
+    def counting(features, variant, seed, encoder, cfg):  # type: ignore[no-untyped-def]
+        calls.append((variant, seed, encoder))
+        if len(calls) == 5 and interrupt:
+            raise KeyboardInterrupt
+        return real(features, variant, seed, encoder, cfg)
+
+    monkeypatch.setattr(stitching, "_cell_rows", counting)
+    interrupt = True
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        stitching.run(config, out, progress=False, report=False)
+    finished = _results(out / "results.csv")
+    assert len(finished) == 4 * 3 * 2  # four finished cells, each 3 test encoders x 2 metrics
+    done = list(calls[:4])
+    calls.clear()
+    interrupt = False
+    stitching.run(config, out, progress=False, report=False)
+    assert not set(calls) & set(done)
+    assert len(calls) == 4 * 3 - 4  # 4 variants x 3 train encoders, minus the finished ones
+    complete = _results(out / "results.csv")
+    assert all(complete[k] == v for k, v in finished.items())  # nothing finished was lost
+    # A different config in the same folder is refused rather than mixed in.
+    with pytest.raises(ValueError, match="different config"):
+        stitching.run(parse_config(TINY), out, progress=False, report=False)
+
+
+def test_runs_are_deterministic(tmp_path: Path) -> None:
+    config = parse_config(
+        {**TINY, "variants": {"projections": ["l1"], "aggregations": ["mlp_sum"]}}
+    )
+    a = stitching.run(config, tmp_path / "a", progress=False, report=False)
+    b = stitching.run(config, tmp_path / "b", progress=False, report=False)
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_text_run_reports_absolute_across_dimensions_as_not_applicable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LATENTBRIDGE_CACHE", str(tmp_path / "cache"))
+    config = parse_config(
+        {
+            "name": "tiny-text",
+            "datasets": [{"name": "drug-reviews", "encoders": ["glove-50d", "use-m3"]}],
+            "anchors": {"num": 64},
+            "variants": {"projections": ["cosine"], "aggregations": [], "translation": ["affine"]},
+            "head": {"hidden": 16, "epochs": 2},
+            "seeds": [0],
+        }
+    )
+    res = _results(stitching.run(config, tmp_path / "run", progress=False, report=False))
+    assert res[("glove-50d", "use-m3", "absolute", "accuracy")] == ""
+    assert res[("glove-50d", "glove-50d", "absolute", "accuracy")] != ""
+    # Test latents are translated into the train encoder's space with a map fitted on the anchors:
+    # 64 anchors cannot determine an affine map from use-m3's 512 dims (not applicable)...
+    assert res[("glove-50d", "use-m3", "translation:affine", "accuracy")] == ""
+    # ...but they can from glove's 50 dims.
+    assert float(res[("use-m3", "glove-50d", "translation:affine", "accuracy")]) > 0
+    assert float(res[("glove-50d", "use-m3", "cosine", "macro_f1")]) > 0
