@@ -6,13 +6,16 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.latentbridge-installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo quickstart test lint bench clean
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	PYTHON=$(PYTHON) scripts/setup.sh $(VENV)
 	touch $@
 
 demo: $(STAMP)
+	$(BIN)/latentbridge run quick --out runs/quick
+
+quickstart: $(STAMP)
 	$(BIN)/latentbridge quickstart
 
 test: $(STAMP)
