@@ -183,7 +183,11 @@ def test_text_run_reports_absolute_across_dimensions_as_not_applicable(
             "name": "tiny-text",
             "datasets": [{"name": "drug-reviews", "encoders": ["glove-50d", "use-m3"]}],
             "anchors": {"num": 64},
-            "variants": {"projections": ["cosine"], "aggregations": [], "translation": ["affine"]},
+            "variants": {
+                "projections": ["cosine"],
+                "aggregations": [],
+                "translation": ["affine", "orthogonal"],
+            },
             "head": {"hidden": 16, "epochs": 2},
             "seeds": [0],
         }
@@ -191,9 +195,10 @@ def test_text_run_reports_absolute_across_dimensions_as_not_applicable(
     res = _results(stitching.run(config, tmp_path / "run", progress=False, report=False))
     assert res[("glove-50d", "use-m3", "absolute", "accuracy")] == ""
     assert res[("glove-50d", "glove-50d", "absolute", "accuracy")] != ""
-    # Test latents are translated into the train encoder's space with a map fitted on the anchors:
-    # 64 anchors cannot determine an affine map from use-m3's 512 dims (not applicable)...
-    assert res[("glove-50d", "use-m3", "translation:affine", "accuracy")] == ""
-    # ...but they can from glove's 50 dims.
-    assert float(res[("use-m3", "glove-50d", "translation:affine", "accuracy")]) > 0
+    # Test latents are translated into the train encoder's space by a map fitted on the anchors,
+    # after zero padding to 512 dims: 64 anchors cannot determine an affine map (not applicable),
+    # while an orthogonal one is always defined.
+    for a, b in (("glove-50d", "use-m3"), ("use-m3", "glove-50d")):
+        assert res[(a, b, "translation:affine", "accuracy")] == ""
+        assert float(res[(a, b, "translation:orthogonal", "accuracy")]) > 0
     assert float(res[("glove-50d", "use-m3", "cosine", "macro_f1")]) > 0
