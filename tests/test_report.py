@@ -307,9 +307,11 @@ def test_failed_write_leaves_no_temp_file(tmp_path: Path, monkeypatch) -> None:
     def boom(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(report.os, "replace", boom)
+    from latentbridge import _files
+
+    monkeypatch.setattr(_files.os, "replace", boom)
     with pytest.raises(OSError, match="disk full"):
-        report._atomic_write(tmp_path / "x.md", b"data")
+        _files.write_bytes_atomic(tmp_path / "x.md", b"data")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from ._files import atomic_write, sha256_file
 from ._validation import warn_user
 
 __all__ = ["EmbeddingCache", "cache_dir", "fingerprint_inputs", "make_key"]
@@ -84,27 +85,10 @@ def fingerprint_inputs(inputs: Any) -> str:
     return digest.hexdigest()
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _write_npy_atomic(path: Path, array: np.ndarray) -> str:
-    """Write ``array`` to ``path`` through a temporary file; returns its SHA-256."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array, allow_pickle=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return _sha256_file(path)
+    """Write ``array`` to ``path`` atomically; returns its SHA-256."""
+    atomic_write(path, lambda handle: np.save(handle, array, allow_pickle=False))
+    return sha256_file(path)
 
 
 @dataclass(frozen=True)
@@ -161,7 +145,7 @@ class EmbeddingCache:
             return "the array file is missing"
         if entry.array.stat().st_size != manifest.get("bytes"):
             return "the array file has the wrong size (truncated?)"
-        if _sha256_file(entry.array) != manifest.get("sha256"):
+        if sha256_file(entry.array) != manifest.get("sha256"):
             return "the array file does not match its checksum"
         return None
 
@@ -234,7 +218,7 @@ class EmbeddingCache:
             name = f"chunk_{start:012d}_{stop:012d}.npy"
             path = partial / name
             chunk = None
-            if not refresh and path.is_file() and checksums.get(name) == _sha256_file(path):
+            if not refresh and path.is_file() and checksums.get(name) == sha256_file(path):
                 chunk = np.load(path, allow_pickle=False)
             if chunk is None:
                 chunk = np.asarray(encode_range(start, stop), dtype=np.float32)

@@ -7,10 +7,12 @@ hold raw tensors only. safetensors is an optional dependency (``pip install safe
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
+
+from ._files import atomic_write
 
 __all__ = ["load_embeddings", "save_embeddings"]
 
@@ -70,20 +72,14 @@ def save_embeddings(
     file = Path(path)
     suffix = _suffix(file, "path")
     array = np.ascontiguousarray(embeddings)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            if suffix == ".npy":
-                np.save(handle, array, allow_pickle=False)
-            else:
-                from safetensors.numpy import save
 
-                handle.write(save({key: array}))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, file)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    def write(handle: BinaryIO) -> None:
+        if suffix == ".npy":
+            np.save(handle, array, allow_pickle=False)
+        else:
+            from safetensors.numpy import save
+
+            handle.write(save({key: array}))
+
+    atomic_write(file, write)
     return file

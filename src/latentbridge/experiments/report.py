@@ -22,7 +22,6 @@ appearance in ``results.csv``, so the same file always gives the same ``summary.
 from __future__ import annotations
 
 import base64
-import contextlib
 import csv
 import hashlib
 import html
@@ -31,13 +30,14 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .._files import write_bytes_atomic
 
 __all__ = [
     "COLUMNS",
@@ -492,29 +492,12 @@ def save_heatmap(
     """Write a train (rows) × test (columns) heatmap PNG of :func:`pair_matrix`, annotated with
     the values; n/a cells are grey and hatched; colour scale 0..1. Written atomically."""
     target = Path(path)
-    _atomic_write(target, _heatmap_png(rows, dataset, variant, metric))
+    write_bytes_atomic(target, _heatmap_png(rows, dataset, variant, metric))
     return target
 
 
 # --------------------------------------------------------------------------------------------
 # Files
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then ``os.replace`` it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _unique_pairs(items: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -609,7 +592,7 @@ def write_report(out_dir: str | os.PathLike[str]) -> Path:
         md += [f"## {_md_escape(title)}", ""]
         for heading, table in tables:
             md += [f"### {heading}", "", _to_markdown(table)]
-    _atomic_write(folder / "summary.md", "\n".join(md).encode("utf-8"))
+    write_bytes_atomic(folder / "summary.md", "\n".join(md).encode("utf-8"))
 
     heat_metric = "accuracy"
     keys = _unique_pairs((r.dataset, r.variant) for r in rows if r.metric == heat_metric)
@@ -617,7 +600,7 @@ def write_report(out_dir: str | os.PathLike[str]) -> Path:
     figures: list[tuple[str, str, bytes]] = []
     for dataset, variant in keys:
         png = _heatmap_png(rows, dataset, variant, heat_metric)
-        _atomic_write(folder / "heatmaps" / names[(dataset, variant)], png)
+        write_bytes_atomic(folder / "heatmaps" / names[(dataset, variant)], png)
         figures.append((dataset, variant, png))
 
     esc = html.escape
@@ -650,5 +633,5 @@ def write_report(out_dir: str | os.PathLike[str]) -> Path:
         )
     page.append("</body></html>\n")
     report = folder / "report.html"
-    _atomic_write(report, "\n".join(page).encode("utf-8"))
+    write_bytes_atomic(report, "\n".join(page).encode("utf-8"))
     return report

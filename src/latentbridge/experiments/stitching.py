@@ -30,7 +30,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -40,6 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .._files import write_bytes_atomic
 from .._progress import ProgressBar
 from .config import DatasetConfig, RunConfig
 from .training import macro_f1, make_head, predict, train_classifier
@@ -62,17 +62,7 @@ class Spaces:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def _csv_text(rows: Sequence[Sequence[object]]) -> str:

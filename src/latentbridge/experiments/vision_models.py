@@ -30,7 +30,6 @@ Seconds per epoch on Fashion-MNIST (60,000 images, defaults) as measured on one 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -49,6 +48,8 @@ from ..cache import EmbeddingCache, cache_dir
 
 if TYPE_CHECKING:
     from ..encoders import Encoder
+
+from .._files import sha256_file
 
 __all__ = [
     "ARCHITECTURES",
@@ -311,14 +312,6 @@ def _default_name(dataset: str, architecture: str, seed: int, latent_dim: int) -
     return f"{dataset}/{architecture}{dim}-s{seed}"
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _root(cache: str | os.PathLike[str] | EmbeddingCache | None) -> Path:
     if cache is None:
         return cache_dir()
@@ -352,7 +345,7 @@ def load_trained(
     weights = folder / _WEIGHTS
     if not weights.is_file():
         raise ValueError(f"{_WEIGHTS} is missing")
-    if _sha256_file(weights) != manifest.get("sha256"):
+    if sha256_file(weights) != manifest.get("sha256"):
         raise ValueError(f"{_WEIGHTS} does not match the SHA-256 in the manifest")
     try:
         opts = manifest["options"]
@@ -549,7 +542,7 @@ def _store(folder: Path, encoder: nn.Module, manifest: dict[str, Any]) -> None:
     try:
         state = {k: v.detach().cpu().contiguous().clone() for k, v in encoder.state_dict().items()}
         save_file(state, str(tmp / _WEIGHTS))
-        manifest["sha256"] = _sha256_file(tmp / _WEIGHTS)
+        manifest["sha256"] = sha256_file(tmp / _WEIGHTS)
         (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         try:
             os.rename(tmp, folder)
