@@ -202,3 +202,39 @@ def test_text_run_reports_absolute_across_dimensions_as_not_applicable(
         assert res[(a, b, "translation:affine", "accuracy")] == ""
         assert float(res[(a, b, "translation:orthogonal", "accuracy")]) > 0
     assert float(res[("glove-50d", "use-m3", "cosine", "macro_f1")]) > 0
+
+
+def test_trained_vision_encoders_run_through_the_benchmark(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The `vision` config's path: encoders trained from scratch, cached, registered, stitched."""
+    import torch
+
+    monkeypatch.setenv("LATENTBRIDGE_CACHE", str(tmp_path / "cache"))
+    config = parse_config(
+        {
+            "name": "tiny-vision",
+            "datasets": [
+                {
+                    "name": "digits",
+                    "trained_encoders": {"architectures": ["mlp"], "seeds": [0, 1], "epochs": 3},
+                }
+            ],
+            "anchors": {"num": 64},
+            "variants": {"projections": ["cosine"], "aggregations": []},
+            "head": {"hidden": 32, "epochs": 5},
+            "seeds": [0],
+        }
+    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small models: one thread avoids spin-waiting on a busy machine
+    try:
+        res = _results(stitching.run(config, tmp_path / "run", progress=False, report=False))
+    finally:
+        torch.set_num_threads(threads)
+    encoders = {k[0] for k in res}
+    assert encoders == {"digits/mlp-s0", "digits/mlp-s1"}
+    assert (tmp_path / "cache" / "models" / "vision").is_dir()
+    own = float(res[("digits/mlp-s0", "digits/mlp-s0", "cosine", "accuracy")])
+    stitched = float(res[("digits/mlp-s0", "digits/mlp-s1", "cosine", "accuracy")])
+    assert own > 0.5 and stitched > 0.2  # chance is 0.1
