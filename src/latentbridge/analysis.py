@@ -157,6 +157,18 @@ def verify_invariances(
 # Invariance profile: which transformation relates two spaces?
 
 
+# Similarities (higher = more alike, at most 1) that accept spaces of different widths.
+PROFILE_METRICS = (
+    "linear_cka",
+    "rbf_cka",
+    "bures_similarity",
+    "svcca",
+    "jaccard_knn",
+    "mutual_knn",
+    "distance_correlation",
+)
+
+
 @dataclass(frozen=True)
 class InvarianceProfile:
     """Similarity of two spaces under each projection, and held-out error of each fitted map.
@@ -262,9 +274,12 @@ def invariance_profile(
         )
     check_finite(xt, "x")
     check_finite(yt, "y")
-    measure = getattr(metrics, metric, None)
-    if metric.startswith("_") or not callable(measure) or metric in ("retrieval",):
-        raise ValueError(f"metric must name a similarity in latentbridge.metrics, got {metric!r}")
+    if metric not in PROFILE_METRICS:
+        raise ValueError(
+            f"metric must name a similarity in latentbridge.metrics, one of "
+            f"{list(PROFILE_METRICS)}, got {metric!r}"
+        )
+    measure = getattr(metrics, metric)
     idx = torch.as_tensor(np.asarray(anchors_idx), dtype=torch.long)
     n = xt.shape[0]
     if idx.ndim != 1 or idx.numel() == 0:

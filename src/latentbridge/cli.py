@@ -309,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     quick.set_defaults(func=_cmd_quickstart)
 
     from . import anchors, projections
+    from .analysis import PROFILE_METRICS
 
     cmp_ = sub.add_parser(
         "compare",
@@ -325,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--strategy", default="uniform", choices=anchors.available())
     cmp_.add_argument("--labels", default=None, help=".npy labels, for --strategy stratified")
     cmp_.add_argument("--seed", type=int, default=0)
-    cmp_.add_argument("--metric", default="linear_cka", help="a name in latentbridge.metrics")
+    cmp_.add_argument("--metric", default="linear_cka", choices=list(PROFILE_METRICS))
     cmp_.add_argument(
         "--projections",
         nargs="+",
