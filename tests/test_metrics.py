@@ -824,3 +824,38 @@ def test_metrics_module_imports_only_torch_and_numpy() -> None:
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             imported.add(node.module.split(".")[0])
     assert imported <= {"__future__", "math", "collections", "dataclasses", "torch", "numpy"}
+
+
+def test_cross_checks_on_real_encoder_embeddings(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Real latents of two packaged text encoders on the drug-review test split."""
+    from scipy.spatial import procrustes
+    from sklearn.neighbors import NearestNeighbors
+
+    import latentbridge as lb
+    from latentbridge.cache import EmbeddingCache
+
+    cache = EmbeddingCache(tmp_path)
+    x = lb.encode("drug-reviews", "minilm-l3", "test", cache=cache, progress=False)
+    y = lb.encode("drug-reviews", "use-m3", "test", cache=cache, progress=False)
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    # Linear CKA: the three forms and a naive numpy Gram-matrix implementation agree.
+    xc, yc = x64 - x64.mean(0), y64 - y64.mean(0)
+    k, l_ = xc @ xc.T, yc @ yc.T
+    naive = float((k * l_).sum() / np.sqrt((k * k).sum() * (l_ * l_).sum()))
+    for method in ("feature", "gram", "streaming"):
+        assert metrics.linear_cka(x, y, method=method) == pytest.approx(naive, rel=1e-9)
+    assert 0.2 < naive < 0.99  # related but different models
+    # Procrustes: scipy's disparity on equal widths (zero-pad minilm's 384 to 512).
+    x_pad = np.pad(x64, ((0, 0), (0, y64.shape[1] - x64.shape[1])))
+    _, _, disparity = procrustes(x_pad, y64)
+    assert 1 - metrics.bures_similarity(x, y) ** 2 == pytest.approx(disparity, rel=1e-7)
+
+    # Mutual k-NN against scikit-learn's exact neighbours (cosine).
+    def neighbours(z: np.ndarray) -> list[set[int]]:
+        nn = NearestNeighbors(n_neighbors=11, metric="cosine", algorithm="brute").fit(z)
+        _, idx = nn.kneighbors(z)
+        return [set(row[row != i][:10]) for i, row in enumerate(idx)]
+
+    a, b = neighbours(x64), neighbours(y64)
+    expected = np.mean([len(p & q) / 10 for p, q in zip(a, b, strict=True)])
+    assert metrics.mutual_knn(x, y, k=10) == pytest.approx(expected, abs=2e-3)
