@@ -238,3 +238,16 @@ def test_trained_vision_encoders_run_through_the_benchmark(
     own = float(res[("digits/mlp-s0", "digits/mlp-s0", "cosine", "accuracy")])
     stitched = float(res[("digits/mlp-s0", "digits/mlp-s1", "cosine", "accuracy")])
     assert own > 0.5 and stitched > 0.2  # chance is 0.1
+
+
+@pytest.mark.parametrize("name", builtin_configs())
+def test_builtin_configs_load_their_datasets(name: str) -> None:
+    """A built-in config's dataset options must be valid for the data, not only well-formed."""
+    from latentbridge import data
+
+    for ds in load_config(name).datasets:
+        if ds.name == "synthetic":
+            continue
+        for split in (ds.train_split, ds.test_split):
+            loaded = data.load(ds.name, split, **ds.options)
+            assert len(loaded) > 0
