@@ -1,10 +1,23 @@
 """Configuration of the stitching benchmark: YAML files validated on load.
 
-A config names datasets with their encoders, the anchors, the space variants, the head and its
-optimiser, the seeds and the metrics. Unknown keys and bad values raise ``ConfigError`` naming
+A config names its ``task``, the datasets with their encoders, the anchors, the space variants,
+the head and its optimiser, the seeds and the metrics. Tasks:
+
+- ``classification`` (the default): zero-shot stitching of classification heads trained on
+  frozen encoders' latents (:mod:`latentbridge.experiments.stitching`);
+- ``reconstruction``: autoencoders / VAEs trained from scratch with the relative layer inside,
+  stitched encoder i -> decoder j (:mod:`latentbridge.experiments.reconstruction`, options in
+  the ``reconstruction`` key); the ``seeds`` are the models' seeds;
+- ``graph``: GNN node classifiers with the relative layer before the head, stitched across
+  seeds and architectures (:mod:`latentbridge.experiments.graphs`, options in ``graph``); the
+  ``seeds`` are the models' seeds;
+- ``similarity``: the similarity of every pair of encoders' spaces under each invariance class
+  (:mod:`latentbridge.experiments.similarity`, options in ``similarity``); the ``seeds`` choose
+  the anchor sets.
+ Unknown keys and bad values raise ``ConfigError`` naming
 the key (``datasets[0].encoders``). Built-in configs live next to this module
 (``configs/<name>.yaml``) and are selected by name: ``quick`` (the default), ``text``, ``vision``,
-``synthetic``.
+``synthetic``, ``reconstruction``, ``graph``, ``similarity``.
 """
 
 from __future__ import annotations
@@ -16,10 +29,14 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "TASKS",
     "AnchorConfig",
     "ConfigError",
     "DatasetConfig",
+    "GraphConfig",
     "HeadConfig",
+    "ReconstructionConfig",
+    "SimilarityConfig",
     "RunConfig",
     "VariantConfig",
     "builtin_configs",
@@ -81,22 +98,90 @@ class HeadConfig:
     weight_decay: float = 0.0
 
 
+#: The experiment families ``latentbridge run`` knows.
+TASKS: tuple[str, ...] = ("classification", "reconstruction", "graph", "similarity")
+
+
+@dataclass(frozen=True)
+class ReconstructionConfig:
+    """Autoencoders trained from scratch with the relative layer inside (task ``reconstruction``).
+
+    Every ``kind`` is trained once per seed of the run (``ae-0``, ``vae-1``, ...) and per variant.
+    ``beta`` weighs the VAE's KL term; ``train_subset`` trains on a class-balanced subset of the
+    training split; ``grid_images`` test images are shown in each image grid.
+    """
+
+    kinds: tuple[str, ...] = ("ae", "vae")
+    latent_dim: int = 32
+    hidden: int = 32
+    epochs: int = 5
+    batch_size: int = 128
+    lr: float = 1e-3
+    beta: float = 1.0
+    train_subset: int | None = None
+    grid_images: int = 8
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+    """GNN node classifiers with the relative layer before the head (task ``graph``).
+
+    Every architecture is trained once per seed of the run (``gcn-0``, ``sage-1``, ...) and per
+    variant, full-batch, with Adam(lr, weight_decay) for ``epochs`` epochs.
+    """
+
+    architectures: tuple[str, ...] = ("gcn", "gat", "sage")
+    hidden: int = 64
+    latent_dim: int = 64
+    epochs: int = 200
+    lr: float = 0.01
+    weight_decay: float = 5e-4
+    dropout: float = 0.5
+
+
+@dataclass(frozen=True)
+class SimilarityConfig:
+    """The latent-similarity study (task ``similarity``).
+
+    ``classes``: the representations compared (``absolute``, a projection name such as ``dot``,
+    ``cosine``, ``euclidean``, ``l1``, ``linf``, or ``product``, the concatenation of the
+    standardised ``variants.product_projections`` spaces). ``measures``: similarity measures
+    between two encoders' representations of the same ``num_samples`` test samples.
+    """
+
+    classes: tuple[str, ...] = ("absolute", "dot", "cosine", "euclidean", "l1", "linf", "product")
+    measures: tuple[str, ...] = ("linear_cka", "distance_pearson")
+    num_samples: int = 2000
+
+
 @dataclass(frozen=True)
 class RunConfig:
     name: str
     datasets: tuple[DatasetConfig, ...]
+    task: str = "classification"
     anchors: AnchorConfig = AnchorConfig()
     variants: VariantConfig = VariantConfig()
     head: HeadConfig = HeadConfig()
     seeds: tuple[int, ...] = (0, 1, 2)
     metrics: tuple[str, ...] = ("accuracy", "macro_f1")
     description: str = ""
+    reconstruction: ReconstructionConfig | None = None
+    graph: GraphConfig | None = None
+    similarity: SimilarityConfig | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 METRICS = ("accuracy", "macro_f1")
+#: The metrics each task can report, its defaults first.
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": METRICS,
+    "reconstruction": ("mse", "psnr"),
+    "graph": METRICS,
+    "similarity": ("linear_cka", "distance_pearson", "rbf_cka", "mean_cosine"),
+}
+SIMILARITY_MEASURES = TASK_METRICS["similarity"]
 
 
 def _fail(key: str, message: str) -> ConfigError:
@@ -171,7 +256,7 @@ def _parse_trained(raw: Any, key: str) -> TrainedEncodersConfig | None:
     )
 
 
-def _parse_dataset(raw: Any, key: str) -> DatasetConfig:
+def _parse_dataset(raw: Any, key: str, task: str = "classification") -> DatasetConfig:
     raw = _mapping(raw, key)
     _check_keys(raw, set(DatasetConfig.__dataclass_fields__), key)
     if "name" not in raw or not isinstance(raw["name"], str):
@@ -193,14 +278,30 @@ def _parse_dataset(raw: Any, key: str) -> DatasetConfig:
     else:
         from .. import data
 
-        names = [s.name for s in data.available()]
-        if name not in names:
-            raise _fail(f"{key}.name", f"{name!r} is not a dataset; choose from {names}")
+        specs = {s.name: s for s in data.available()}
+        if name not in specs:
+            raise _fail(f"{key}.name", f"{name!r} is not a dataset; choose from {list(specs)}")
+        wanted = {"graph": ("graph",), "reconstruction": ("vision",)}.get(task, ("vision", "text"))
+        if specs[name].modality not in wanted:
+            choices = [n for n, s in specs.items() if s.modality in wanted]
+            raise _fail(
+                f"{key}.name",
+                f"{name!r} is a {specs[name].modality} dataset; task {task!r} needs one of "
+                f"{choices}",
+            )
         if synthetic is not None:
             raise _fail(f"{key}.synthetic", "applies only to the 'synthetic' dataset")
     trained = _parse_trained(raw.get("trained_encoders"), f"{key}.trained_encoders")
     encoders = _strings(raw.get("encoders", []), f"{key}.encoders")
-    if name != "synthetic" and not encoders and trained is None:
+    if task in ("reconstruction", "graph"):
+        if encoders or trained is not None:
+            raise _fail(
+                f"{key}.encoders",
+                f"task {task!r} trains its own models; set them in the {task!r} key instead",
+            )
+    elif name == "synthetic" and task == "similarity":
+        raise _fail(f"{key}.name", "the similarity study needs real encoders")
+    elif name != "synthetic" and not encoders and trained is None:
         raise _fail(f"{key}.encoders", "name at least one encoder (or trained_encoders)")
     return DatasetConfig(
         name=name,
@@ -213,6 +314,72 @@ def _parse_dataset(raw: Any, key: str) -> DatasetConfig:
     )
 
 
+def _parse_reconstruction(raw: Any, key: str) -> ReconstructionConfig:
+    raw = _mapping(raw, key)
+    _check_keys(raw, set(ReconstructionConfig.__dataclass_fields__), key)
+    d = ReconstructionConfig()
+    subset = raw.get("train_subset", d.train_subset)
+    return ReconstructionConfig(
+        kinds=_strings(raw.get("kinds", list(d.kinds)), f"{key}.kinds", ["ae", "vae"]) or d.kinds,
+        latent_dim=_int(raw.get("latent_dim", d.latent_dim), f"{key}.latent_dim", 1),
+        hidden=_int(raw.get("hidden", d.hidden), f"{key}.hidden", 1),
+        epochs=_int(raw.get("epochs", d.epochs), f"{key}.epochs", 1),
+        batch_size=_int(raw.get("batch_size", d.batch_size), f"{key}.batch_size", 1),
+        lr=_float(raw.get("lr", d.lr), f"{key}.lr", 0.0, strict=True),
+        beta=_float(raw.get("beta", d.beta), f"{key}.beta"),
+        train_subset=None if subset is None else _int(subset, f"{key}.train_subset", 1),
+        grid_images=_int(raw.get("grid_images", d.grid_images), f"{key}.grid_images", 1),
+    )
+
+
+def _parse_graph(raw: Any, key: str) -> GraphConfig:
+    raw = _mapping(raw, key)
+    _check_keys(raw, set(GraphConfig.__dataclass_fields__), key)
+    d = GraphConfig()
+    dropout = _float(raw.get("dropout", d.dropout), f"{key}.dropout")
+    if dropout >= 1.0:
+        raise _fail(f"{key}.dropout", f"must be < 1, got {dropout!r}")
+    return GraphConfig(
+        architectures=_strings(
+            raw.get("architectures", list(d.architectures)),
+            f"{key}.architectures",
+            ["gcn", "gat", "sage"],
+        )
+        or d.architectures,
+        hidden=_int(raw.get("hidden", d.hidden), f"{key}.hidden", 1),
+        latent_dim=_int(raw.get("latent_dim", d.latent_dim), f"{key}.latent_dim", 1),
+        epochs=_int(raw.get("epochs", d.epochs), f"{key}.epochs", 1),
+        lr=_float(raw.get("lr", d.lr), f"{key}.lr", 0.0, strict=True),
+        weight_decay=_float(raw.get("weight_decay", d.weight_decay), f"{key}.weight_decay"),
+        dropout=dropout,
+    )
+
+
+def _parse_similarity(raw: Any, key: str) -> SimilarityConfig:
+    from .. import projections
+
+    raw = _mapping(raw, key)
+    _check_keys(raw, set(SimilarityConfig.__dataclass_fields__), key)
+    d = SimilarityConfig()
+    classes = _strings(
+        raw.get("classes", list(d.classes)),
+        f"{key}.classes",
+        ["absolute", "product", *projections.available()],
+    )
+    if not classes:
+        raise _fail(f"{key}.classes", "must name at least one representation")
+    measures = _strings(
+        raw.get("measures", list(d.measures)), f"{key}.measures", list(SIMILARITY_MEASURES)
+    )
+    if not measures:
+        raise _fail(f"{key}.measures", "must name at least one measure")
+    return SimilarityConfig(
+        classes=classes,
+        measures=measures,
+        num_samples=_int(raw.get("num_samples", d.num_samples), f"{key}.num_samples", 2),
+    )
+
+
 def parse_config(raw: Any, name: str = "config") -> RunConfig:
     """Validate a config mapping (as loaded from YAML) into a :class:`RunConfig`."""
     from .. import aggregations, anchors, normalization, projections
@@ -220,10 +387,18 @@ def parse_config(raw: Any, name: str = "config") -> RunConfig:
 
     raw = _mapping(raw, "<root>")
     _check_keys(raw, set(RunConfig.__dataclass_fields__), "")
+    task = raw.get("task", "classification")
+    if task not in TASKS:
+        raise _fail("task", f"{task!r} is not one of {list(TASKS)}")
+    for other in ("reconstruction", "graph", "similarity"):
+        if other != task and raw.get(other) is not None:
+            raise _fail(other, f"applies only to task {other!r} (this config's task is {task!r})")
     datasets = raw.get("datasets")
     if not isinstance(datasets, list) or not datasets:
         raise _fail("datasets", "must be a non-empty list of datasets")
-    parsed_datasets = tuple(_parse_dataset(d, f"datasets[{i}]") for i, d in enumerate(datasets))
+    parsed_datasets = tuple(
+        _parse_dataset(d, f"datasets[{i}]", task) for i, d in enumerate(datasets)
+    )
 
     a_raw = _mapping(raw.get("anchors"), "anchors")
     _check_keys(a_raw, set(AnchorConfig.__dataclass_fields__), "anchors")
@@ -269,6 +444,8 @@ def parse_config(raw: Any, name: str = "config") -> RunConfig:
     )
     if variant_cfg.aggregations and not variant_cfg.product_projections:
         raise _fail("variants.product_projections", "is empty but aggregations are requested")
+    if variant_cfg.translation and task != "classification":
+        raise _fail("variants.translation", "applies only to task 'classification'")
 
     h_raw = _mapping(raw.get("head"), "head")
     _check_keys(h_raw, set(HeadConfig.__dataclass_fields__), "head")
@@ -286,15 +463,37 @@ def parse_config(raw: Any, name: str = "config") -> RunConfig:
     config_name = raw.get("name", name)
     if not isinstance(config_name, str) or not config_name:
         raise _fail("name", "must be a non-empty string")
+    allowed_metrics = list(TASK_METRICS[task])
+    similarity = (
+        _parse_similarity(raw.get("similarity"), "similarity") if task == "similarity" else None
+    )
+    if similarity is not None:
+        # the measures are the metrics; a second list would only repeat them
+        if "metrics" in raw:
+            raise _fail("metrics", "task 'similarity' reports similarity.measures; drop 'metrics'")
+        metrics: tuple[str, ...] = similarity.measures
+    else:
+        default_metrics = list(TASK_METRICS[task][:2])
+        metrics = _strings(raw.get("metrics", default_metrics), "metrics", allowed_metrics)
+        if not metrics:
+            raise _fail("metrics", "must name at least one metric")
     return RunConfig(
         name=config_name,
         datasets=parsed_datasets,
+        task=task,
         anchors=anchor_cfg,
         variants=variant_cfg,
         head=head_cfg,
         seeds=_ints(raw.get("seeds", [0, 1, 2]), "seeds"),
-        metrics=_strings(raw.get("metrics", list(METRICS)), "metrics", list(METRICS)),
+        metrics=metrics,
         description=description,
+        reconstruction=(
+            _parse_reconstruction(raw.get("reconstruction"), "reconstruction")
+            if task == "reconstruction"
+            else None
+        ),
+        graph=_parse_graph(raw.get("graph"), "graph") if task == "graph" else None,
+        similarity=similarity,
     )
 
 

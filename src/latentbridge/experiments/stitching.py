@@ -21,13 +21,14 @@ test_encoder, variant, seed, metric, value). Each (dataset, variant, seed, train
 written atomically to ``DIR/cells/`` when it finishes; a restarted run skips finished cells, and
 ``results.csv`` is rebuilt from them after every cell, so an interruption loses at most the cell
 in progress.
+
+:func:`run` is also the entry point of the other tasks (``config.task``): ``reconstruction``,
+``graph`` and ``similarity`` run through :mod:`.reconstruction`, :mod:`.graphs` and
+:mod:`.similarity` into the same cell store (:mod:`.cells`), ``results.csv`` and report.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -41,13 +42,11 @@ from torch import Tensor, nn
 
 from .._files import write_bytes_atomic
 from .._progress import ProgressBar
+from .cells import COLUMNS, CellStore
 from .config import DatasetConfig, RunConfig
 from .training import macro_f1, make_head, predict, train_classifier
 
 __all__ = ["COLUMNS", "Spaces", "load_spaces", "run", "variant_names"]
-
-COLUMNS = ("dataset", "train_encoder", "test_encoder", "variant", "seed", "metric", "value")
-
 
 @dataclass(frozen=True)
 class Spaces:
@@ -61,18 +60,6 @@ class Spaces:
     num_classes: int
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def _csv_text(rows: Sequence[Sequence[object]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
 def variant_names(config: RunConfig) -> list[str]:
     """The variants a config asks for, in report order."""
     v = config.variants
@@ -81,6 +68,20 @@ def variant_names(config: RunConfig) -> list[str]:
     names += [f"product:{a}" for a in v.aggregations]
     names += [f"translation:{e}" for e in v.translation]
     return names
+
+
+def select_anchor_indices(config: RunConfig, reference: Any, labels: Any, seed: int) -> np.ndarray:
+    """``config.anchors`` indices into a training split of ``len(reference)`` samples."""
+    from ..anchors import select
+
+    k = min(config.anchors.num, len(reference))
+    return select(
+        reference,
+        k,
+        config.anchors.strategy,
+        labels=labels if config.anchors.strategy == "stratified" else None,
+        seed=seed,
+    )
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -259,24 +260,45 @@ def _cell_rows(
 # -- the run --------------------------------------------------------------------------------
 
 
-def _cell_path(out: Path, dataset: str, variant: str, seed: int, encoder: str) -> Path:
-    ident = json.dumps([dataset, variant, seed, encoder])
-    digest = hashlib.sha256(ident.encode()).hexdigest()[:16]
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{dataset}__{variant}")
-    return out / "cells" / f"{safe}__s{seed}__{digest}.csv"
+def _run_classification(
+    ds: DatasetConfig,
+    config: RunConfig,
+    store: CellStore,
+    *,
+    cache: Any,
+    progress: bool,
+    log: Callable[[str], None],
+) -> None:
+    log(f"{ds.name}: loading latents")
+    spaces = load_spaces(ds, cache=cache, progress=progress)
+    first = next(iter(spaces.train.values()))
+    anchor_idx = select_anchor_indices(config, first, spaces.train_labels, config.anchors.seed)
+    features = _Features(spaces, anchor_idx, config)
+    cells = [(v, s, e) for v in variant_names(config) for s in config.seeds for e in spaces.train]
+    bar = ProgressBar(f"{ds.name}: cells") if progress else None
+    for i, (variant, seed, encoder) in enumerate(cells):
+        store.compute(
+            store.path(ds.name, variant, seed, encoder),
+            lambda: _cell_rows(features, variant, seed, encoder, config),
+        )
+        if bar is not None:
+            bar(i + 1, len(cells))
 
 
-def _consolidate(out: Path, order: Sequence[Path]) -> Path:
-    rows: list[list[str]] = []
-    for path in order:
-        if path.is_file():
-            with path.open(encoding="utf-8", newline="") as handle:
-                reader = csv.reader(handle)
-                next(reader, None)
-                rows.extend(reader)
-    target = out / "results.csv"
-    _write_atomic(target, _csv_text(rows))
-    return target
+def _same_config(stored: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Whether a run folder's config.json describes ``current``.
+
+    Keys a newer version added (absent from ``stored``) match when ``current`` holds their
+    default, so folders written before a field existed still resume.
+    """
+    defaults = RunConfig(name="", datasets=()).to_dict()
+    for key, value in current.items():
+        if key in stored:
+            if stored[key] != value:
+                return False
+        elif value != defaults.get(key, object()):
+            return False
+    return set(stored) <= set(current)
 
 
 def run(
@@ -290,51 +312,49 @@ def run(
     log: Callable[[str], None] | None = None,
 ) -> Path:
     """Run (or resume) ``config`` into ``out_dir``; returns the path of ``results.csv``."""
-    from ..anchors import select
-
     if seeds is not None:
         config = replace(config, seeds=tuple(int(s) for s in seeds))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     config_file = out / "config.json"
-    config_json = json.dumps(config.to_dict(), indent=2, sort_keys=True)
-    if config_file.is_file() and config_file.read_text(encoding="utf-8") != config_json:
-        raise ValueError(
-            f"{out} holds the results of a different config (see {config_file}); resume with "
-            "the same config and seeds, or choose another --out"
-        )
-    _write_atomic(config_file, config_json)
+    current = json.loads(json.dumps(config.to_dict()))
+    if config_file.is_file():
+        try:
+            stored = json.loads(config_file.read_text(encoding="utf-8"))
+        except ValueError:
+            stored = None
+        if not isinstance(stored, dict) or not _same_config(stored, current):
+            raise ValueError(
+                f"{out} holds the results of a different config (see {config_file}); resume "
+                "with the same config and seeds, or choose another --out"
+            )
+    else:
+        text = json.dumps(current, indent=2, sort_keys=True)
+        write_bytes_atomic(config_file, text.encode("utf-8"))
     say = log or (lambda message: None)
-    variants = variant_names(config)
-    order: list[Path] = []
+    store = CellStore(out)
     for ds in config.datasets:
-        say(f"{ds.name}: loading latents")
-        spaces = load_spaces(ds, cache=cache, progress=progress)
-        n_train = len(spaces.train_labels)
-        k = min(config.anchors.num, n_train)
-        first = next(iter(spaces.train.values()))
-        anchor_idx = select(
-            first,
-            k,
-            config.anchors.strategy,
-            labels=spaces.train_labels if config.anchors.strategy == "stratified" else None,
-            seed=config.anchors.seed,
-        )
-        features = _Features(spaces, anchor_idx, config)
-        cells = [(v, s, e) for v in variants for s in config.seeds for e in spaces.train]
-        bar = ProgressBar(f"{ds.name}: cells") if progress else None
-        for i, (variant, seed, encoder) in enumerate(cells):
-            path = _cell_path(out, ds.name, variant, seed, encoder)
-            order.append(path)
-            if not path.is_file():
-                rows = _cell_rows(features, variant, seed, encoder, config)
-                _write_atomic(path, _csv_text(rows))
-                _consolidate(out, order)
-            if bar is not None:
-                bar(i + 1, len(cells))
-    results = _consolidate(out, order)
+        if config.task == "classification":
+            _run_classification(ds, config, store, cache=cache, progress=progress, log=say)
+        else:
+            task = _task_module(config.task)
+            task.run_dataset(ds, config, store, cache=cache, progress=progress, log=say)
+    results = store.consolidate()
     if report:
         from .report import write_report
 
         write_report(out)
     return results
+
+
+def _task_module(task: str) -> Any:
+    import importlib
+
+    modules = {
+        "reconstruction": ".reconstruction",
+        "graph": ".graphs",
+        "similarity": ".similarity",
+    }
+    if task not in modules:
+        raise ValueError(f"task must be one of classification, {', '.join(modules)}; got {task!r}")
+    return importlib.import_module(modules[task], __package__)
