@@ -327,8 +327,11 @@ def test_order_follows_first_appearance(results: Path, tmp_path: Path) -> None:
     [
         (report.COLUMNS[:-1], ["d", "a", "b", "cosine", 0, "accuracy"], 1, "missing column"),
         (report.COLUMNS, ["d", "a", "b", "cosine", 0, "accuracy", "high"], 3, "not a number"),
-        (report.COLUMNS, ["d", "a", "b", "cosine", 0, "accuracy", "1.5"], 3, r"not in \[0, 1\]"),
-        (report.COLUMNS, ["d", "a", "b", "cosine", 0, "accuracy", "nan"], 3, r"not in \[0, 1\]"),
+        (report.COLUMNS, ["d", "a", "b", "cosine", 0, "accuracy", "1.5"], 3, r"number in \[0, 1\]"),
+        (report.COLUMNS, ["d", "a", "b", "cosine", 0, "accuracy", "nan"], 3, r"number in \[0, 1\]"),
+        (report.COLUMNS, ["d", "a", "b", "cosine", 0, "mse", "-0.1"], 3, r"mse .*\[0, 1\]"),
+        (report.COLUMNS, ["d", "a", "b", "cosine", 0, "psnr", "-3"], 3, r"psnr .*\[0, inf\]"),
+        (report.COLUMNS, ["d", "a", "b", "l1", 0, "distance_pearson", "1.2"], 3, r"\[-1, 1\]"),
         (report.COLUMNS, ["d", "a", "b", "cosine", "x", "accuracy", "0.5"], 3, "seed"),
         (report.COLUMNS, ["d", "a", "b", "cosine", 0, "accuracy"], 3, "expected 7 fields"),
         (report.COLUMNS, ["d", "a", "b", "cosine", 1, "accuracy", "0.5"], 3, "duplicate"),
@@ -349,3 +352,25 @@ def test_write_report_rejects_empty_results(tmp_path: Path) -> None:
     write_csv(tmp_path / "results.csv", [])
     with pytest.raises(ValueError, match="no result rows"):
         write_report(tmp_path)
+
+
+def test_metric_ranges_accept_their_own_values(tmp_path: Path) -> None:
+    """PSNR above 1 and negative correlations are valid values of their metrics."""
+    rows = [
+        ["d", "a", "b", "cosine", 0, "psnr", "23.5"],
+        ["d", "a", "b", "cosine", 0, "distance_pearson", "-0.25"],
+        ["d", "a", "b", "cosine", 0, "custom_score", "-7"],
+    ]
+    values = [r.value for r in read_results(write_csv(tmp_path / "ok.csv", rows))]
+    assert values == [23.5, -0.25, -7.0]
+
+
+def test_lower_is_better_bolds_the_smallest_mse(tmp_path: Path) -> None:
+    rows = [
+        ["d", "a", "b", "absolute", 0, "mse", "0.09"],
+        ["d", "a", "b", "cosine", 0, "mse", "0.02"],
+        ["d", "a", "b", "linf", 0, "mse", "0.05"],
+    ]
+    table = summary_table(read_results(write_csv(tmp_path / "mse.csv", rows)), "mse")
+    assert "**0.020 ± 0.000**" in table
+    assert "**0.090" not in table and "**0.050" not in table

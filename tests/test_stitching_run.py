@@ -53,10 +53,22 @@ def _results(path: Path) -> dict[tuple[str, str, str, str], str]:
 
 
 def test_builtin_configs_validate() -> None:
-    assert builtin_configs() == ["quick", "synthetic", "text", "vision"]
+    assert builtin_configs() == [
+        "graph",
+        "quick",
+        "reconstruction",
+        "similarity",
+        "synthetic",
+        "text",
+        "vision",
+    ]
+    tasks = {}
     for name in builtin_configs():
         config = load_config(name)
         assert config.name == name and config.datasets
+        tasks[name] = config.task
+    assert tasks["reconstruction"] == "reconstruction" and tasks["graph"] == "graph"
+    assert tasks["similarity"] == "similarity" and tasks["quick"] == "classification"
     quick = load_config("quick")
     assert quick.anchors.num == 256 and quick.seeds == (0, 1, 2)
 
@@ -84,6 +96,86 @@ def test_builtin_configs_validate() -> None:
 def test_bad_configs_name_the_key(change: dict, key: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(key)):
         parse_config({**TINY, **change})
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ({"task": "segmentation"}, "'task'"),
+        ({"task": "graph", "datasets": [{"name": "digits"}]}, "'datasets[0].name'"),
+        ({"task": "graph", "datasets": [{"name": "sbm", "encoders": ["x"]}]}, "encoders"),
+        ({"task": "reconstruction", "datasets": [{"name": "wordnet"}]}, "'datasets[0].name'"),
+        ({"task": "classification", "graph": {"epochs": 3}}, "'graph'"),
+        ({"task": "graph", "datasets": [{"name": "sbm"}], "graph": {"dropout": 1}}, "dropout"),
+        ({"task": "graph", "datasets": [{"name": "sbm"}], "metrics": ["mse"]}, "'metrics'"),
+        (
+            {
+                "task": "graph",
+                "datasets": [{"name": "sbm"}],
+                "variants": {"translation": ["affine"]},
+            },
+            "'variants.translation'",
+        ),
+        (
+            {
+                "task": "reconstruction",
+                "datasets": [{"name": "digits"}],
+                "reconstruction": {"x": 1},
+            },
+            "'reconstruction.x'",
+        ),
+        (
+            {
+                "task": "similarity",
+                "datasets": [{"name": "wordnet", "encoders": ["a"]}],
+                "similarity": {"measures": ["accuracy"]},
+            },
+            "'similarity.measures'",
+        ),
+        (
+            {
+                "task": "similarity",
+                "datasets": [{"name": "wordnet", "encoders": ["a"]}],
+                "metrics": ["linear_cka"],
+            },
+            "'metrics'",
+        ),
+    ],
+)
+def test_task_configs_name_the_key(raw: dict, key: str) -> None:
+    base = {"name": "t", "datasets": TINY["datasets"]}
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        parse_config({**base, **raw})
+
+
+def test_task_defaults() -> None:
+    graph = parse_config({"task": "graph", "datasets": [{"name": "sbm"}]})
+    assert graph.graph is not None and graph.reconstruction is None
+    assert graph.metrics == ("accuracy", "macro_f1")
+    rec = parse_config({"task": "reconstruction", "datasets": [{"name": "digits"}]})
+    assert rec.reconstruction is not None and rec.metrics == ("mse", "psnr")
+    sim = parse_config(
+        {"task": "similarity", "datasets": [{"name": "wordnet", "encoders": ["minilm-l6"]}]}
+    )
+    assert sim.similarity is not None and sim.metrics == sim.similarity.measures
+
+
+def test_a_folder_from_before_the_task_key_still_resumes(tmp_path: Path) -> None:
+    """config.json files written before a field existed match when the field is at its default."""
+    import json
+
+    config = parse_config(TINY)
+    out = tmp_path / "run"
+    stitching.run(config, out, progress=False, report=False)
+    stored = json.loads((out / "config.json").read_text())
+    for key in ("task", "reconstruction", "graph", "similarity"):
+        stored.pop(key)
+    (out / "config.json").write_text(json.dumps(stored))
+    before = (out / "results.csv").read_text()
+    stitching.run(config, out, progress=False, report=False)
+    assert (out / "results.csv").read_text() == before
+    with pytest.raises(ValueError, match="different config"):
+        stitching.run(parse_config({**TINY, "seeds": [1]}), out, progress=False, report=False)
 
 
 def test_bad_config_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -250,4 +342,5 @@ def test_builtin_configs_load_their_datasets(name: str) -> None:
             continue
         for split in (ds.train_split, ds.test_split):
             loaded = data.load(ds.name, split, **ds.options)
-            assert len(loaded) > 0
+            size = loaded.num_nodes if isinstance(loaded, data.GraphDataset) else len(loaded)
+            assert size > 0

@@ -248,12 +248,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
 
     rows = read_results(results)
-    print("Zero-shot stitching accuracy (mean ± std over stitched pairs and seeds):\n")
-    print(summary_table(rows, "accuracy"))
-    print("\nNon-stitched reference (train encoder = test encoder):\n")
-    print(non_stitched_table(rows, "accuracy"))
-    print("\nAggregation ablation (stitched):\n")
-    print(ablation_table(rows, "accuracy"))
+    metric = config.metrics[0]
+    if config.task == "similarity":
+        print(f"Latent similarity ({metric}, mean ± std over encoder pairs and anchor sets):\n")
+        print(summary_table(rows, metric))
+    else:
+        order = " (lower is better)" if metric == "mse" else ""
+        print(f"Zero-shot stitching {metric}{order} (mean ± std over stitched pairs and seeds):\n")
+        print(summary_table(rows, metric))
+        print("\nNon-stitched reference (train encoder = test encoder):\n")
+        print(non_stitched_table(rows, metric))
+        if any(r.variant.startswith("product:") for r in rows):
+            print("\nAggregation ablation (stitched):\n")
+            print(ablation_table(rows, metric))
     print(f"\nresults: {results}\nsummary: {results.parent / 'summary.md'}")
     print(f"report: {results.parent / 'report.html'}")
     return 0
@@ -371,9 +378,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run_ = sub.add_parser(
         "run",
-        help="run (or resume) a zero-shot stitching benchmark config",
-        description="Run a config: a built-in name (quick, text, vision, synthetic) or a YAML "
-        "file. Finished cells are kept, so an interrupted run resumes where it stopped.",
+        help="run (or resume) an experiment config (stitching, reconstruction, graph, similarity)",
+        description="Run a config: a built-in name (quick, text, vision, synthetic, "
+        "reconstruction, graph, similarity) or a YAML file. Finished cells (and trained models) "
+        "are kept, so an interrupted run resumes where it stopped.",
     )
     run_.add_argument("config", nargs="?", default="quick", help="built-in name or YAML path")
     run_.add_argument("--out", default=None, help="output folder (default runs/<config name>)")

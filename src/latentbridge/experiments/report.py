@@ -69,10 +69,33 @@ _FIXED: tuple[tuple[str, str], ...] = (
     ("euclidean", "Euclidean"),
     ("l1", "L1"),
     ("linf", "L∞"),
+    ("dot", "Dot"),
 )
 _PRODUCT_PREFIX = "product:"
 _MAIN_PRODUCT = "product:mlp_sum"
-_METRIC_TITLES = {"accuracy": "Accuracy", "macro_f1": "Macro F1"}
+_METRIC_TITLES = {
+    "accuracy": "Accuracy",
+    "macro_f1": "Macro F1",
+    "mse": "MSE",
+    "psnr": "PSNR (dB)",
+    "linear_cka": "Linear CKA",
+    "rbf_cka": "RBF CKA",
+    "distance_pearson": "Pearson correlation of pairwise distances",
+    "mean_cosine": "Mean cosine similarity",
+}
+#: The values each metric can take (inclusive); a metric not listed accepts any finite number.
+METRIC_RANGES: dict[str, tuple[float, float]] = {
+    "accuracy": (0.0, 1.0),
+    "macro_f1": (0.0, 1.0),
+    "mse": (0.0, 1.0),  # pixels in [0, 1]
+    "psnr": (0.0, math.inf),
+    "linear_cka": (0.0, 1.0),
+    "rbf_cka": (0.0, 1.0),
+    "distance_pearson": (-1.0, 1.0),
+    "mean_cosine": (-1.0, 1.0),
+}
+#: Metrics where a smaller value is better (the best cell of a row is the smallest).
+LOWER_IS_BETTER = frozenset({"mse"})
 _NA = "n/a"
 _MISSING = "—"
 _PARTIAL = "†"
@@ -88,6 +111,30 @@ _HOW_TO_READ = (
     "applicable pairs only; `—` marks a variant that was not run on that dataset. The "
     "ablation table compares the aggregations of the product projection. The heatmaps show "
     "every train (rows) × test (columns) pair, averaged over seeds."
+)
+
+
+_RECONSTRUCTION_NOTE = (
+    "Reconstruction: every model is an autoencoder (or VAE) trained from scratch with the "
+    "variant's relative layer inside. The *train encoder* column of results.csv names the model "
+    "whose decoder is used, the *test encoder* the model whose encoder (and anchors) feed it: "
+    "stitched pairs are encoder i → decoder j with i ≠ j. MSE is per pixel in [0, 1] (lower is "
+    "better, the smallest cell of a row is bold); PSNR = 10·log10(1/MSE). The image grids show "
+    "test images, the non-stitched reconstruction and a stitched one for each variant."
+)
+_GRAPH_NOTE = (
+    "Graphs: every model is a GNN node classifier trained from scratch with the variant's "
+    "relative layer before its head. *Train encoder* names the model whose head is used, *test "
+    "encoder* the model whose GNN (and anchor nodes) feed it; metrics are on the test nodes."
+)
+_SIMILARITY_NOTE = (
+    "Latent similarity: for every pair of encoders (A, B), the similarity of their "
+    "representations of the same test samples under each invariance class: absolute latents, "
+    "or their relative projections onto the same anchors (dot: invariant to orthogonal maps; "
+    "cosine: also to rescaling; euclidean/l1/linf: distance-based; product: the standardised "
+    "relative spaces concatenated). Cells are mean ± std over anchor sets (seeds); the summary "
+    "pools every pair. Linear CKA and the Pearson correlation of pairwise distances are in "
+    "[0, 1] and [-1, 1]; higher means more similar."
 )
 
 
@@ -122,8 +169,8 @@ def read_results(path: str | os.PathLike[str]) -> list[ResultRow]:
 
     Raises :class:`ValueError` naming the file and line for a missing column, a row with the
     wrong number of fields, an empty name, a non-integer seed, a value that is not a finite
-    number in [0, 1] (or empty, for not applicable) and a duplicated result key. Extra columns
-    are ignored.
+    number in its metric's range (:data:`METRIC_RANGES`; [0, 1] for accuracy, macro-F1, MSE and
+    CKA) or empty (not applicable), and a duplicated result key. Extra columns are ignored.
     """
     file = Path(path)
     rows: list[ResultRow] = []
@@ -163,9 +210,14 @@ def read_results(path: str | os.PathLike[str]) -> list[ResultRow]:
                     raise _bad(
                         file, line, f"value {raw['value']!r} is not a number (or empty for n/a)"
                     ) from None
-                if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+                low, high = METRIC_RANGES.get(raw["metric"], (-math.inf, math.inf))
+                if not math.isfinite(value) or not low <= value <= high:
+                    bounds = f"[{low:g}, {high:g}]"
                     raise _bad(
-                        file, line, f"value {raw['value']!r} is not in [0, 1] (empty for n/a)"
+                        file,
+                        line,
+                        f"value {raw['value']!r} of {raw['metric']} is not a finite number in "
+                        f"{bounds} (empty for n/a)",
                     )
             row = ResultRow(
                 dataset=raw["dataset"],
@@ -248,18 +300,23 @@ def _stat_row(
     variants: Sequence[str],
     cells: dict[tuple[str, str], list[float | None]],
     bold_best: bool,
+    lower_is_better: bool = False,
 ) -> list[_Cell]:
     stats = [_stat(cells.get((dataset, v), [])) for v in variants]
     best: float | None = None
     if bold_best:
         means = [round(s.mean, 3) for s in stats if s is not None and s.mean is not None]
-        best = max(means) if means else None
+        best = (min(means) if lower_is_better else max(means)) if means else None
     out = [_Cell(dataset)]
     for s in stats:
         mean = s.mean if s is not None else None
         is_best = best is not None and mean is not None and round(mean, 3) == best
         out.append(_Cell(_fmt(s), bold=is_best))
     return out
+
+
+def _lower(metric: str) -> bool:
+    return metric in LOWER_IS_BETTER
 
 
 def _partial_note(table: _Table) -> None:
@@ -291,7 +348,10 @@ def _summary_columns(
     if product is not None and product in present:
         variants.append(product)
         headers.append(f"Product ({product.removeprefix(_PRODUCT_PREFIX)})")
-    fixed = {name for name, _ in _FIXED}
+    if "product" in present:  # the similarity study's product representation
+        variants.append("product")
+        headers.append("Product")
+    fixed = {name for name, _ in _FIXED} | {"product"}
     for v in present:
         if v not in fixed and not v.startswith(_PRODUCT_PREFIX):
             variants.append(v)
@@ -308,7 +368,9 @@ def _summary(
     datasets = _unique(r.dataset for r in rows if r.metric == metric)
     table = _Table(["Dataset", *headers], [])
     for d in datasets:
-        table.rows.append(_stat_row(d, variants, cells, bold_best=stitched))
+        table.rows.append(
+            _stat_row(d, variants, cells, bold_best=stitched, lower_is_better=_lower(metric))
+        )
     _partial_note(table)
     return table
 
@@ -321,7 +383,9 @@ def _ablation(rows: Sequence[ResultRow], metric: str) -> _Table:
     table = _Table(["Dataset", *(p.removeprefix(_PRODUCT_PREFIX) for p in products)], [])
     if products:
         for d in datasets:
-            table.rows.append(_stat_row(d, products, cells, bold_best=True))
+            table.rows.append(
+                _stat_row(d, products, cells, bold_best=True, lower_is_better=_lower(metric))
+            )
     _partial_note(table)
     return table
 
@@ -377,7 +441,7 @@ def summary_table(
 ) -> str:
     """The paper-style markdown table: one row per dataset, ``mean ± std`` per variant.
 
-    Columns: Absolute, Cosine, Euclidean, L1, L∞ (those present in ``rows``), then
+    Columns: Absolute, Cosine, Euclidean, L1, L∞, Dot (those present in ``rows``), then
     ``Product (<aggregation>)`` for ``product_variant`` (default: :func:`main_product_variant`),
     then every other non-product variant (other projections, translation baselines) in order of
     first appearance. Other product aggregations are left to :func:`ablation_table`. With
@@ -435,7 +499,13 @@ def pair_matrix(
     return encoders, matrix
 
 
-def _heatmap_png(rows: Sequence[ResultRow], dataset: str, variant: str, metric: str) -> bytes:
+def _heatmap_png(
+    rows: Sequence[ResultRow],
+    dataset: str,
+    variant: str,
+    metric: str,
+    labels: tuple[str, str] = ("train encoder", "test encoder"),
+) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
@@ -447,15 +517,22 @@ def _heatmap_png(rows: Sequence[ResultRow], dataset: str, variant: str, metric: 
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     masked = np.ma.masked_invalid(matrix)
-    image = ax.imshow(masked, cmap="viridis", vmin=0.0, vmax=1.0)
+    vmin, vmax = METRIC_RANGES.get(metric, (-math.inf, math.inf))
+    finite = matrix[np.isfinite(matrix)]
+    if not math.isfinite(vmin) or not math.isfinite(vmax) or metric == "mse":
+        vmin = float(finite.min()) if finite.size else 0.0
+        vmax = float(finite.max()) if finite.size else 1.0
+        vmax = vmax if vmax > vmin else vmin + 1.0
+    cmap = "viridis_r" if _lower(metric) else "viridis"
+    image = ax.imshow(masked, cmap=cmap, vmin=vmin, vmax=vmax)
     ax.set_facecolor("#d0d0d0")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=metric)
     ax.set_xticks(range(n))
     ax.set_yticks(range(n))
     ax.set_xticklabels(encoders, rotation=45, ha="right")
     ax.set_yticklabels(encoders)
-    ax.set_xlabel("test encoder")
-    ax.set_ylabel("train encoder")
+    ax.set_xlabel(labels[1])
+    ax.set_ylabel(labels[0])
     ax.set_title(f"{dataset} — {variant} — {metric}")
     for i in range(n):
         for j in range(n):
@@ -474,8 +551,11 @@ def _heatmap_png(rows: Sequence[ResultRow], dataset: str, variant: str, metric: 
                 )
                 ax.text(j, i, _NA, ha="center", va="center", fontsize=8, color="black")
             else:
-                color = "black" if value > 0.6 else "white"
-                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8, color=color)
+                level = (value - vmin) / (vmax - vmin)
+                light = level < 0.4 if _lower(metric) else level > 0.6
+                color = "black" if light else "white"
+                text = f"{value:.4f}" if metric == "mse" else f"{value:.2f}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=8, color=color)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", metadata={"Software": None})
@@ -490,7 +570,9 @@ def save_heatmap(
     metric: str = "accuracy",
 ) -> Path:
     """Write a train (rows) × test (columns) heatmap PNG of :func:`pair_matrix`, annotated with
-    the values; n/a cells are grey and hatched; colour scale 0..1. Written atomically."""
+    the values; n/a cells are grey and hatched; the colour scale is the metric's range
+    (:data:`METRIC_RANGES`), or the data's for MSE and unbounded metrics, reversed where lower
+    is better. Written atomically."""
     target = Path(path)
     write_bytes_atomic(target, _heatmap_png(rows, dataset, variant, metric))
     return target
@@ -553,14 +635,39 @@ figure{display:inline-block;margin:0 1em 1em 0}img{max-width:100%}
 """
 
 
+def _task(config: dict[str, Any] | None, rows: Sequence[ResultRow]) -> str:
+    task = (config or {}).get("task")
+    if isinstance(task, str) and task:
+        return task
+    metrics = {r.metric for r in rows}
+    if metrics & {"mse", "psnr"}:
+        return "reconstruction"
+    if metrics & {"linear_cka", "rbf_cka", "distance_pearson", "mean_cosine"}:
+        return "similarity"
+    return "classification"
+
+
+def _png_figure(png: bytes, caption: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    esc = html.escape
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{esc(caption)}">'
+        f"<figcaption>{esc(caption)}</figcaption></figure>"
+    )
+
+
 def write_report(out_dir: str | os.PathLike[str]) -> Path:
     """Read ``out_dir/results.csv`` (and ``config.json`` if present) and write, atomically:
 
     * ``summary.md``: per metric, the stitched summary, the non-stitched reference and the
-      aggregation ablation, with a short "how to read"; byte-identical for the same input;
-    * ``heatmaps/<dataset>__<variant>__accuracy.png``: one per (dataset, variant) with accuracy;
+      aggregation ablation, with a short "how to read"; byte-identical for the same input
+      (the similarity study: the mean over pairs and one table per dataset, pair × class);
+    * ``heatmaps/<dataset>__<variant>__<metric>.png``: one per (dataset, variant) for the
+      task's first metric (accuracy; MSE for reconstruction; the first similarity measure);
+    * ``charts/<dataset>__<measure>.png`` (similarity study): grouped bar charts;
     * ``report.html``: a self-contained offline page (inline CSS, PNGs as base64 data URIs,
-      every string from the inputs HTML-escaped) with the config, tables and heatmaps.
+      every string from the inputs HTML-escaped) with the config, tables, heatmaps, charts
+      and the image grids a reconstruction run left in ``grids/``.
 
     Returns the path of ``report.html``. Raises :class:`ValueError` for an invalid or empty
     results file or an invalid ``config.json``.
@@ -572,36 +679,66 @@ def write_report(out_dir: str | os.PathLike[str]) -> Path:
         raise ValueError(f"{results_file}: no result rows")
     config = _read_config(folder / "config.json")
     metrics = _metrics(rows)
+    task = _task(config, rows)
+    similarity = task == "similarity"
 
-    sections: list[tuple[str, list[tuple[str, _Table]]]] = []
+    sections: list[tuple[str, list[tuple[str, _Table | str]]]] = []
+    charts: list[tuple[str, bytes]] = []
     for metric in metrics:
-        tables = [
-            ("Stitched (train encoder ≠ test encoder)", _summary(rows, metric, True, None)),
-            (
-                "Non-stitched reference (train encoder = test encoder)",
-                _summary(rows, metric, False, None),
-            ),
-        ]
-        ablation = _ablation(rows, metric)
-        if ablation.rows:
-            tables.append(("Aggregation ablation of the product (stitched)", ablation))
+        tables: list[tuple[str, _Table | str]]
+        if similarity:
+            from .similarity import similarity_bar_chart, similarity_table
+
+            tables = [("Mean over encoder pairs", _summary(rows, metric, True, None))]
+            for dataset in _unique(r.dataset for r in rows if r.metric == metric):
+                tables.append((f"{dataset}: every pair", similarity_table(rows, dataset, metric)))
+                png = similarity_bar_chart(rows, dataset, metric)
+                name = f"{_slug(dataset)}__{_slug(metric)}.png"
+                write_bytes_atomic(folder / "charts" / name, png)
+                charts.append((f"{dataset} — {_METRIC_TITLES.get(metric, metric)}", png))
+        else:
+            tables = [
+                ("Stitched (train encoder ≠ test encoder)", _summary(rows, metric, True, None)),
+                (
+                    "Non-stitched reference (train encoder = test encoder)",
+                    _summary(rows, metric, False, None),
+                ),
+            ]
+            ablation = _ablation(rows, metric)
+            if ablation.rows:
+                tables.append(("Aggregation ablation of the product (stitched)", ablation))
         sections.append((_METRIC_TITLES.get(metric, metric), tables))
 
-    md = ["# Zero-shot stitching report", "", "## How to read", "", _HOW_TO_READ, ""]
-    for title, tables in sections:
-        md += [f"## {_md_escape(title)}", ""]
+    title = "Latent similarity report" if similarity else "Zero-shot stitching report"
+    how = _HOW_TO_READ
+    extra = {
+        "reconstruction": _RECONSTRUCTION_NOTE,
+        "graph": _GRAPH_NOTE,
+        "similarity": _SIMILARITY_NOTE,
+    }.get(task)
+    md = [f"# {title}", "", "## How to read", ""]
+    md += [extra, ""] if similarity and extra else [how, ""] + ([extra, ""] if extra else [])
+    for section, tables in sections:
+        md += [f"## {_md_escape(section)}", ""]
         for heading, table in tables:
-            md += [f"### {heading}", "", _to_markdown(table)]
+            body = table if isinstance(table, str) else _to_markdown(table)
+            md += [f"### {_md_escape(heading)}", "", body]
     write_bytes_atomic(folder / "summary.md", "\n".join(md).encode("utf-8"))
 
-    heat_metric = "accuracy"
+    heat_metric = metrics[0]
+    labels = {
+        "reconstruction": ("decoder's model", "encoder's model"),
+        "graph": ("head's model", "GNN's model"),
+        "similarity": ("encoder A", "encoder B"),
+    }.get(task, ("train encoder", "test encoder"))
     keys = _unique_pairs((r.dataset, r.variant) for r in rows if r.metric == heat_metric)
     names = _heatmap_names(keys, heat_metric)
-    figures: list[tuple[str, str, bytes]] = []
+    figures: list[tuple[str, bytes]] = []
     for dataset, variant in keys:
-        png = _heatmap_png(rows, dataset, variant, heat_metric)
+        png = _heatmap_png(rows, dataset, variant, heat_metric, labels)
         write_bytes_atomic(folder / "heatmaps" / names[(dataset, variant)], png)
-        figures.append((dataset, variant, png))
+        figures.append((f"{dataset} — {variant}: {labels[0]} (rows) × {labels[1]} (columns)", png))
+    grids = sorted((folder / "grids").glob("*.png")) if (folder / "grids").is_dir() else []
 
     esc = html.escape
     page = [
@@ -609,28 +746,34 @@ def write_report(out_dir: str | os.PathLike[str]) -> Path:
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         "img-src data:; style-src 'unsafe-inline'\">",
-        "<title>Zero-shot stitching report</title>",
+        f"<title>{esc(title)}</title>",
         f"<style>{_CSS}</style></head><body>",
-        "<h1>Zero-shot stitching report</h1>",
+        f"<h1>{esc(title)}</h1>",
         "<h2>How to read</h2>",
-        f"<p>{esc(_HOW_TO_READ.replace('`', '').replace('*', ''))}</p>",
     ]
+    for text in [extra] if similarity else [how, extra]:
+        if text:
+            page.append(f"<p>{esc(text.replace('`', '').replace('*', ''))}</p>")
     if config is not None:
         text = json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False, default=str)
         page += ["<h2>Configuration</h2>", f"<pre>{esc(text)}</pre>"]
-    for title, tables in sections:
-        page.append(f"<h2>{esc(title)}</h2>")
+    for section, tables in sections:
+        page.append(f"<h2>{esc(section)}</h2>")
         for heading, table in tables:
-            page += [f"<h3>{esc(heading)}</h3>", _to_html(table)]
+            page.append(f"<h3>{esc(heading)}</h3>")
+            if isinstance(table, str):
+                page.append(f"<pre>{esc(table)}</pre>")
+            else:
+                page.append(_to_html(table))
+    if charts:
+        page.append("<h2>Similarity by invariance class (mean ± std over anchor sets)</h2>")
+        page += [_png_figure(png, caption) for caption, png in charts]
     if figures:
         page.append(f"<h2>Heatmaps ({esc(heat_metric)}, mean over seeds)</h2>")
-    for dataset, variant, png in figures:
-        data = base64.b64encode(png).decode("ascii")
-        caption = f"{dataset} — {variant}: train encoder (rows) × test encoder (columns)"
-        page.append(
-            f'<figure><img src="data:image/png;base64,{data}" alt="{esc(caption)}">'
-            f"<figcaption>{esc(caption)}</figcaption></figure>"
-        )
+        page += [_png_figure(png, caption) for caption, png in figures]
+    if grids:
+        page.append("<h2>Image grids: original, non-stitched, stitched</h2>")
+        page += [_png_figure(g.read_bytes(), g.stem.replace("__", " — ")) for g in grids]
     page.append("</body></html>\n")
     report = folder / "report.html"
     write_bytes_atomic(report, "\n".join(page).encode("utf-8"))

@@ -48,6 +48,7 @@ from .training import macro_f1, make_head, predict, train_classifier
 
 __all__ = ["COLUMNS", "Spaces", "load_spaces", "run", "variant_names"]
 
+
 @dataclass(frozen=True)
 class Spaces:
     """Latents of every encoder for one dataset, with labels and the shared anchor indices."""

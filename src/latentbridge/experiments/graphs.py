@@ -1,0 +1,573 @@
+"""Zero-shot stitching of GNN node classifiers: task ``graph`` of ``latentbridge run``.
+
+Protocol, per dataset of the config (loaded with split ``"full"`` and the dataset's options):
+
+1. Anchors: ``K = min(anchors.num, #training nodes)`` training nodes, chosen once by
+   :func:`~latentbridge.experiments.stitching.select_anchor_indices` over the training nodes'
+   input features (seed ``anchors.seed``) and shared by every model.
+2. Models ``f"{arch}-{seed}"`` for each architecture of ``graph.architectures`` (``gcn``, ``gat``,
+   ``sage``) and each seed of ``seeds``: a two-layer message-passing encoder
+   (conv(in, hidden) -> ReLU -> dropout -> conv(hidden, latent_dim)) gives the node
+   embeddings ``z``; for each variant the relative layer sits between ``z`` and the head and
+   is trained end to end:
+
+   * ``absolute``: ``z`` goes to the head;
+   * a projection name (``cosine``, ...): :class:`~latentbridge.RelativeProjection` with
+     ``variants.normalization`` onto the anchors' embeddings *of the same forward pass*, then
+     the head;
+   * ``product:<aggregation>``: :class:`~latentbridge.ProductProjection` of
+     ``variants.product_projections`` with that aggregation, then the head.
+
+   The head is :func:`~latentbridge.experiments.training.make_head` (LayerNorm first) with
+   ``head.hidden`` units. Training is full-batch: Adam(``graph.lr``, ``graph.weight_decay``)
+   for ``graph.epochs`` epochs of cross-entropy on the training nodes; the weights kept are
+   those of the epoch with the best validation accuracy (the first such epoch; the last epoch
+   when the graph has no validation nodes), as is usual for Planetoid-style node
+   classification. Everything is deterministic for the seed (``torch.manual_seed`` inside
+   :func:`torch.random.fork_rng`: the caller's global RNG is left untouched); every variant
+   of a model starts from the same encoder initialisation.
+3. Cells: for each variant and each *head* model ``j``, the encoder of every model ``i`` (with
+   its own embeddings of the anchors) feeds model ``j``'s projection / aggregation and head,
+   with no retraining; the test nodes are scored. Rows are ``(dataset, train_encoder=j,
+   test_encoder=i, variant, seed of j, metric, value)``; ``i = j`` is the non-stitched
+   reference. Absolute stitching is applicable (every model has ``latent_dim`` dimensions) and
+   is expected to be poor across models.
+
+Weights are stored under ``DIR/models/`` (:func:`~latentbridge.experiments.cells.save_state`)
+and reused by a restarted run; a variant's models are trained (or loaded) only when one of its
+cells is unfinished. ``torch_geometric`` (the ``graph`` extra) is imported when a model is
+built.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .._progress import ProgressBar
+from ..modules import ProductProjection, RelativeProjection
+from . import cells
+from .cells import CellStore
+from .config import DatasetConfig, GraphConfig, RunConfig
+from .stitching import select_anchor_indices, variant_names
+from .training import macro_f1, make_head
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..data import GraphDataset
+
+__all__ = [
+    "ARCHITECTURES",
+    "GAT_HEADS",
+    "GNNEncoder",
+    "GraphModel",
+    "GraphTensors",
+    "anchor_nodes",
+    "build_model",
+    "graph_tensors",
+    "model_names",
+    "run_dataset",
+    "stitched_logits",
+    "train_model",
+]
+
+#: The message-passing architectures: ``torch_geometric``'s GCNConv, GATConv and SAGEConv.
+ARCHITECTURES: tuple[str, ...] = ("gcn", "gat", "sage")
+#: Attention heads of the first GAT layer (concatenated; ``hidden // GAT_HEADS`` units each).
+GAT_HEADS = 4
+
+
+def _require_pyg() -> Any:
+    """``torch_geometric.nn``, or an ImportError saying how to install it."""
+    try:
+        import torch_geometric.nn as pyg_nn
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "the graph task needs torch_geometric: pip install 'latentbridge[graph]'"
+        ) from error
+    return pyg_nn
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+# -- data -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GraphTensors:
+    """A node-classification graph as tensors: what the models consume.
+
+    ``x`` float32 ``(N, F)``, ``edge_index`` int64 ``(2, E)``, ``labels`` int64 ``(N,)``,
+    boolean masks ``(N,)``.
+    """
+
+    x: Tensor
+    edge_index: Tensor
+    labels: Tensor
+    train_mask: Tensor
+    val_mask: Tensor
+    test_mask: Tensor
+    num_classes: int
+
+    @property
+    def num_nodes(self) -> int:
+        return int(self.x.shape[0])
+
+
+def graph_tensors(graph: GraphDataset | GraphTensors) -> GraphTensors:
+    """``graph`` (a :class:`~latentbridge.data.GraphDataset`) converted to :class:`GraphTensors`.
+
+    A :class:`GraphTensors` is returned as is.
+    """
+    if isinstance(graph, GraphTensors):
+        return graph
+    from ..data import GraphDataset
+
+    if not isinstance(graph, GraphDataset):
+        raise TypeError(f"graph must be a GraphDataset or GraphTensors, got {type(graph).__name__}")
+    return GraphTensors(
+        x=torch.tensor(graph.features, dtype=torch.float32),
+        edge_index=torch.tensor(graph.edge_index, dtype=torch.int64),
+        labels=torch.tensor(graph.labels, dtype=torch.int64),
+        train_mask=torch.tensor(graph.train_mask, dtype=torch.bool),
+        val_mask=torch.tensor(graph.val_mask, dtype=torch.bool),
+        test_mask=torch.tensor(graph.test_mask, dtype=torch.bool),
+        num_classes=graph.num_classes,
+    )
+
+
+def anchor_nodes(config: RunConfig, graph: GraphDataset | GraphTensors) -> Tensor:
+    """The anchors: ``min(anchors.num, #training nodes)`` training-node indices, int64 ``(K,)``.
+
+    Chosen by ``config.anchors`` (strategy and seed) over the training nodes' input features.
+    """
+    g = graph_tensors(graph)
+    train_nodes = torch.nonzero(g.train_mask, as_tuple=False).flatten()
+    if train_nodes.numel() == 0:
+        raise ValueError("graph has no training nodes: train_mask is all False")
+    chosen = select_anchor_indices(
+        config,
+        g.x[train_nodes].numpy(),
+        g.labels[train_nodes].numpy(),
+        config.anchors.seed,
+    )
+    return train_nodes[torch.as_tensor(np.asarray(chosen), dtype=torch.long)]
+
+
+# -- models ---------------------------------------------------------------------------------
+
+
+class GNNEncoder(nn.Module):
+    """Two message-passing layers: ``(x (N, F), edge_index) -> z (N, latent_dim)``.
+
+    conv(F, hidden) -> ReLU -> dropout -> conv(hidden, latent_dim); no dropout on the input
+    features (on wide bag-of-words features it costs more than the rest of an epoch). ``gat``'s
+    first layer has :data:`GAT_HEADS` concatenated heads of ``max(1, hidden // GAT_HEADS)`` units,
+    its second one head.
+    """
+
+    def __init__(
+        self, architecture: str, in_dim: int, hidden: int, latent_dim: int, dropout: float
+    ) -> None:
+        super().__init__()
+        if architecture not in ARCHITECTURES:
+            raise ValueError(
+                f"architecture must be one of {list(ARCHITECTURES)}, got {architecture!r}"
+            )
+        in_dim = _positive_int("in_dim", in_dim)
+        hidden = _positive_int("hidden", hidden)
+        latent_dim = _positive_int("latent_dim", latent_dim)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
+            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+        pyg = _require_pyg()
+        self.architecture = architecture
+        self.dropout = float(dropout)
+        self.latent_dim = latent_dim
+        if architecture == "gcn":
+            self.conv1 = pyg.GCNConv(in_dim, hidden)
+            self.conv2 = pyg.GCNConv(hidden, latent_dim)
+        elif architecture == "gat":
+            per_head = max(1, hidden // GAT_HEADS)
+            self.conv1 = pyg.GATConv(in_dim, per_head, heads=GAT_HEADS)
+            self.conv2 = pyg.GATConv(per_head * GAT_HEADS, latent_dim, heads=1)
+        else:
+            self.conv1 = pyg.SAGEConv(in_dim, hidden)
+            self.conv2 = pyg.SAGEConv(hidden, latent_dim)
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        h = torch.relu(self.conv1(x, edge_index))
+        h = nn.functional.dropout(h, self.dropout, self.training)
+        out: Tensor = self.conv2(h, edge_index)
+        return out
+
+    def extra_repr(self) -> str:
+        return f"architecture={self.architecture!r}, dropout={self.dropout}"
+
+
+class GraphModel(nn.Module):
+    """A node classifier: GNN ``encoder`` -> optional relative ``projection`` -> ``head``.
+
+    :meth:`embed` runs the encoder on the whole graph; :meth:`decode` projects the embeddings
+    of some nodes onto the embeddings of the anchor nodes (rows ``anchor_idx`` of the same
+    ``z``) and classifies them. Stitching is ``head_model.decode(encoder_model.embed(...),
+    anchor_idx)``.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        projection: RelativeProjection | ProductProjection | None,
+        head: nn.Module,
+        variant: str,
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.projection = projection
+        self.head = head
+        self.variant = variant
+
+    def embed(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        """Node embeddings ``z (N, latent_dim)``."""
+        z: Tensor = self.encoder(x, edge_index)
+        return z
+
+    def decode(self, z: Tensor, anchor_idx: Tensor, nodes: Tensor | None = None) -> Tensor:
+        """Logits of the rows ``nodes`` (a mask or indices; all if None) of embeddings ``z``.
+
+        The anchors are ``z[anchor_idx]``: every node's embedding comes from the same pass.
+        """
+        selected = z if nodes is None else z[nodes]
+        if self.projection is None:
+            logits: Tensor = self.head(selected)
+            return logits
+        logits = self.head(self.projection(selected, anchors=z[anchor_idx]))
+        return logits
+
+    def forward(
+        self, x: Tensor, edge_index: Tensor, anchor_idx: Tensor, nodes: Tensor | None = None
+    ) -> Tensor:
+        """Logits of ``nodes`` (all if None): :meth:`embed` then :meth:`decode`."""
+        return self.decode(self.embed(x, edge_index), anchor_idx, nodes)
+
+    def extra_repr(self) -> str:
+        return f"variant={self.variant!r}"
+
+
+def _graph_config(config: RunConfig) -> GraphConfig:
+    return config.graph if config.graph is not None else GraphConfig()
+
+
+def build_model(
+    architecture: str,
+    variant: str,
+    in_dim: int,
+    num_classes: int,
+    config: RunConfig,
+    *,
+    num_anchors: int | None = None,
+) -> GraphModel:
+    """An untrained :class:`GraphModel` for ``variant`` (initialised from the global RNG).
+
+    Sizes come from ``config.graph`` (hidden, latent_dim, dropout; the defaults of
+    :class:`~latentbridge.experiments.config.GraphConfig` when absent), ``config.head.hidden``
+    and ``config.variants`` (normalization, product_projections). ``num_anchors`` (K) is
+    required by every variant but ``absolute``.
+    """
+    from .. import aggregations, projections
+
+    g = _graph_config(config)
+    num_classes = _positive_int("num_classes", num_classes)
+    encoder = GNNEncoder(architecture, in_dim, g.hidden, g.latent_dim, g.dropout)
+    if variant == "absolute":
+        return GraphModel(
+            encoder, None, make_head(g.latent_dim, num_classes, config.head.hidden), variant
+        )
+    if num_anchors is None:
+        raise ValueError(f"num_anchors is required for variant {variant!r}")
+    k = _positive_int("num_anchors", num_anchors)
+    projection: RelativeProjection | ProductProjection
+    if variant.startswith("product:"):
+        aggregation = variant.split(":", 1)[1]
+        if aggregation not in aggregations.available():
+            raise ValueError(
+                f"variant {variant!r}: the aggregation must be one of {aggregations.available()}"
+            )
+        projection = ProductProjection(
+            config.variants.product_projections,
+            aggregation,
+            num_anchors=k,
+            normalization=config.variants.normalization,
+        )
+        width = projection.out_features
+    elif variant in projections.available():
+        projection = RelativeProjection(variant, config.variants.normalization)
+        width = k
+    else:
+        raise ValueError(
+            "variant must be 'absolute', a projection name or 'product:<aggregation>', got "
+            f"{variant!r}"
+        )
+    return GraphModel(
+        encoder, projection, make_head(width, num_classes, config.head.hidden), variant
+    )
+
+
+# -- training and evaluation ----------------------------------------------------------------
+
+
+def train_model(
+    model: GraphModel,
+    graph: GraphDataset | GraphTensors,
+    anchor_idx: Tensor,
+    *,
+    epochs: int,
+    lr: float,
+    weight_decay: float = 0.0,
+) -> GraphModel:
+    """Train ``model`` full-batch on the training nodes; returns it in evaluation mode.
+
+    Adam(``lr``, ``weight_decay``) on the cross-entropy of the training nodes for ``epochs``
+    epochs. The weights kept are those of the first epoch with the best validation accuracy
+    (the last epoch's when there are no validation nodes). Dropout draws from the global RNG:
+    seed it (inside :func:`torch.random.fork_rng`) for a deterministic result.
+    """
+    epochs = _positive_int("epochs", epochs)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)):
+        raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
+    if not weight_decay >= 0:
+        raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
+    g = graph_tensors(graph)
+    if not bool(g.train_mask.any()):
+        raise ValueError("graph has no training nodes: train_mask is all False")
+    optimizer = torch.optim.Adam(model.parameters(), lr=float(lr), weight_decay=float(weight_decay))
+    loss_fn = nn.CrossEntropyLoss()
+    has_val = bool(g.val_mask.any())
+    best_val = -1.0
+    best_state: dict[str, Tensor] | None = None
+    for _ in range(epochs):
+        model.train()
+        optimizer.zero_grad()
+        # The head sees only the training nodes; the anchors come from the same full pass.
+        logits = model(g.x, g.edge_index, anchor_idx, g.train_mask)
+        loss_fn(logits, g.labels[g.train_mask]).backward()
+        optimizer.step()
+        if has_val:
+            model.eval()
+            with torch.no_grad():
+                predicted = model(g.x, g.edge_index, anchor_idx, g.val_mask).argmax(dim=1)
+                val = float((predicted == g.labels[g.val_mask]).float().mean())
+            if val > best_val:
+                best_val = val
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return model
+
+
+@torch.no_grad()
+def stitched_logits(
+    encoder_model: GraphModel,
+    head_model: GraphModel,
+    graph: GraphDataset | GraphTensors,
+    anchor_idx: Tensor,
+    nodes: Tensor | None = None,
+) -> Tensor:
+    """Logits of ``nodes`` (a mask or indices; every node if None): ``encoder_model``'s GNN,
+    ``head_model``'s projection (or aggregation) and head, with the anchors embedded by
+    ``encoder_model``.
+
+    Evaluated without dropout; both models' training flags are restored afterwards. With the
+    same model twice this is the model's own prediction.
+    """
+    g = graph_tensors(graph)
+    flags = (encoder_model.training, head_model.training)
+    encoder_model.eval()
+    head_model.eval()
+    try:
+        return head_model.decode(encoder_model.embed(g.x, g.edge_index), anchor_idx, nodes)
+    finally:
+        encoder_model.train(flags[0])
+        head_model.train(flags[1])
+
+
+# -- the run --------------------------------------------------------------------------------
+
+
+def model_names(config: RunConfig) -> list[tuple[str, str, int]]:
+    """``(name, architecture, seed)`` of every model, ``name = f"{arch}-{seed}"``, in order."""
+    g = _graph_config(config)
+    return [(f"{arch}-{seed}", arch, seed) for arch in g.architectures for seed in config.seeds]
+
+
+class _VariantModels:
+    """The trained models of one variant and their test-time embeddings, made on first use."""
+
+    def __init__(self, make: Callable[[], dict[str, GraphModel]], graph: GraphTensors) -> None:
+        self._make = make
+        self._graph = graph
+        self._models: dict[str, GraphModel] | None = None
+        self._embeddings: dict[str, Tensor] | None = None
+
+    @property
+    def models(self) -> dict[str, GraphModel]:
+        if self._models is None:
+            self._models = self._make()
+        return self._models
+
+    @property
+    def embeddings(self) -> dict[str, Tensor]:
+        if self._embeddings is None:
+            out: dict[str, Tensor] = {}
+            with torch.no_grad():
+                for name, model in self.models.items():
+                    model.eval()
+                    out[name] = model.embed(self._graph.x, self._graph.edge_index)
+            self._embeddings = out
+        return self._embeddings
+
+
+def _train_or_load(
+    ds: DatasetConfig,
+    config: RunConfig,
+    store: CellStore,
+    variant: str,
+    graph: GraphTensors,
+    anchor_idx: Tensor,
+    log: Callable[[str], None],
+) -> dict[str, GraphModel]:
+    """Every model of ``variant``: loaded from ``DIR/models/`` or trained and stored there."""
+    g = _graph_config(config)
+    models: dict[str, GraphModel] = {}
+    for name, arch, seed in model_names(config):
+        path = cells.model_path(store.out, ds.name, variant, name)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = build_model(
+                arch,
+                variant,
+                graph.x.shape[1],
+                graph.num_classes,
+                config,
+                num_anchors=int(anchor_idx.numel()),
+            )
+            state = cells.load_state(path)
+            loaded = False
+            if state is not None:
+                try:
+                    model.load_state_dict(state)
+                    loaded = True
+                except RuntimeError:  # a stale or foreign file: retrain
+                    loaded = False
+            if not loaded:
+                train_model(
+                    model, graph, anchor_idx, epochs=g.epochs, lr=g.lr, weight_decay=g.weight_decay
+                )
+                cells.save_state(path, model.state_dict())
+        model.eval()
+        if loaded:
+            log(f"{ds.name}: {variant} {name}: loaded")
+        else:
+            split = "val" if bool(graph.val_mask.any()) else "train"
+            mask = graph.val_mask if split == "val" else graph.train_mask
+            predicted = stitched_logits(model, model, graph, anchor_idx, mask).argmax(dim=1)
+            accuracy = float((predicted == graph.labels[mask]).float().mean())
+            log(f"{ds.name}: {variant} {name}: trained, {split} accuracy {accuracy:.3f}")
+        models[name] = model
+    return models
+
+
+def _cell_rows(
+    dataset: str,
+    variant: str,
+    head_name: str,
+    seed: int,
+    variant_models: _VariantModels,
+    graph: GraphTensors,
+    anchor_idx: Tensor,
+    metrics: Sequence[str],
+) -> list[list[object]]:
+    """Rows of one cell: ``head_name``'s head under the encoder of every model."""
+    head_model = variant_models.models[head_name]
+    target = graph.labels[graph.test_mask].numpy()
+    rows: list[list[object]] = []
+    for encoder_name, z in variant_models.embeddings.items():
+        with torch.no_grad():
+            logits = head_model.decode(z, anchor_idx, graph.test_mask)
+        predicted = logits.argmax(dim=1).numpy()
+        values = {
+            "accuracy": float(np.mean(predicted == target)) if target.size else 0.0,
+            "macro_f1": macro_f1(predicted, target, graph.num_classes),
+        }
+        for metric in metrics:
+            if metric not in values:
+                raise ValueError(f"metric {metric!r} is not one of {sorted(values)}")
+            rows.append(
+                [dataset, head_name, encoder_name, variant, seed, metric, f"{values[metric]:.6f}"]
+            )
+    return rows
+
+
+def run_dataset(
+    ds: DatasetConfig,
+    config: RunConfig,
+    store: CellStore,
+    *,
+    cache: Any,
+    progress: bool,
+    log: Callable[[str], None],
+) -> None:
+    """Run (or resume) the graph task on ``ds`` into ``store`` (see the module docstring).
+
+    ``cache`` is unused (nothing is encoded); the dataset is loaded with split ``"full"``.
+    """
+    from .. import data
+
+    del cache
+    log(f"{ds.name}: loading the graph")
+    loaded = data.load(ds.name, "full", **ds.options)
+    if not isinstance(loaded, data.GraphDataset):
+        raise ValueError(
+            f"dataset {ds.name!r} is not a graph; the graph task needs a graph dataset"
+        )
+    graph = graph_tensors(loaded)
+    anchor_idx = anchor_nodes(config, graph)
+    names = model_names(config)
+    variants = variant_names(config)
+    total = len(variants) * len(names)
+    bar = ProgressBar(f"{ds.name}: cells") if progress else None
+    done = 0
+    for variant in variants:
+        make = functools.partial(_train_or_load, ds, config, store, variant, graph, anchor_idx, log)
+        variant_models = _VariantModels(make, graph)
+        for name, _arch, seed in names:
+            store.compute(
+                store.path(ds.name, variant, seed, name),
+                functools.partial(
+                    _cell_rows,
+                    ds.name,
+                    variant,
+                    name,
+                    seed,
+                    variant_models,
+                    graph,
+                    anchor_idx,
+                    config.metrics,
+                ),
+            )
+            done += 1
+            if bar is not None:
+                bar(done, total)
