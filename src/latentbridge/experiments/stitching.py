@@ -280,7 +280,7 @@ def _run_classification(
     for i, (variant, seed, encoder) in enumerate(cells):
         store.compute(
             store.path(ds.name, variant, seed, encoder),
-            lambda: _cell_rows(features, variant, seed, encoder, config),
+            lambda v=variant, s=seed, e=encoder: _cell_rows(features, v, s, e, config),
         )
         if bar is not None:
             bar(i + 1, len(cells))
