@@ -33,6 +33,7 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -280,7 +281,7 @@ def _run_classification(
     for i, (variant, seed, encoder) in enumerate(cells):
         store.compute(
             store.path(ds.name, variant, seed, encoder),
-            lambda v=variant, s=seed, e=encoder: _cell_rows(features, v, s, e, config),
+            partial(_cell_rows, features, variant, seed, encoder, config),
         )
         if bar is not None:
             bar(i + 1, len(cells))
