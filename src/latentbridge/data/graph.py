@@ -38,6 +38,7 @@ import numpy as np
 from . import DatasetSpec, GraphDataset, SourceMissingError, register
 
 if TYPE_CHECKING:  # pragma: no cover
+    from torch import Tensor
     from torch_geometric.data import Data
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "load_wordnet_graph",
     "planetoid_masks",
     "to_pyg",
+    "to_tensors",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -151,26 +153,30 @@ def homophily(graph: GraphDataset) -> float:
     return float(np.mean(labels[edge_index[0]] == labels[edge_index[1]]))
 
 
-def to_pyg(graph: GraphDataset) -> Data:
-    """The graph as a ``torch_geometric.data.Data`` (``x``, ``edge_index``, ``y`` and masks).
-
-    Arrays are copied into tensors: ``x`` float32 ``(N, F)``, ``edge_index`` int64 ``(2, E)``,
-    ``y`` int64 ``(N,)``, masks bool ``(N,)``.
-    """
+def to_tensors(graph: GraphDataset) -> dict[str, Tensor]:
+    """The graph's arrays copied into tensors: ``x`` float32 ``(N, F)``, ``edge_index`` int64
+    ``(2, E)``, ``y`` int64 ``(N,)`` and the ``train_mask``/``val_mask``/``test_mask`` bool
+    ``(N,)``. Needs torch only."""
     if not isinstance(graph, GraphDataset):
         raise TypeError(f"graph must be a GraphDataset, got {type(graph).__name__}")
     import torch
+
+    return {
+        "x": torch.tensor(graph.features, dtype=torch.float32),
+        "edge_index": torch.tensor(graph.edge_index, dtype=torch.int64),
+        "y": torch.tensor(graph.labels, dtype=torch.int64),
+        "train_mask": torch.tensor(graph.train_mask, dtype=torch.bool),
+        "val_mask": torch.tensor(graph.val_mask, dtype=torch.bool),
+        "test_mask": torch.tensor(graph.test_mask, dtype=torch.bool),
+    }
+
+
+def to_pyg(graph: GraphDataset) -> Data:
+    """The graph as a ``torch_geometric.data.Data`` holding :func:`to_tensors`' tensors."""
+    tensors = to_tensors(graph)
     from torch_geometric.data import Data
 
-    return Data(
-        x=torch.tensor(graph.features, dtype=torch.float32),
-        edge_index=torch.tensor(graph.edge_index, dtype=torch.int64),
-        y=torch.tensor(graph.labels, dtype=torch.int64),
-        train_mask=torch.tensor(graph.train_mask, dtype=torch.bool),
-        val_mask=torch.tensor(graph.val_mask, dtype=torch.bool),
-        test_mask=torch.tensor(graph.test_mask, dtype=torch.bool),
-        num_nodes=graph.num_nodes,
-    )
+    return Data(**tensors, num_nodes=graph.num_nodes)
 
 
 def _graph(

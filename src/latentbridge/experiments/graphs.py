@@ -134,15 +134,10 @@ def graph_tensors(graph: GraphDataset | GraphTensors) -> GraphTensors:
 
     if not isinstance(graph, GraphDataset):
         raise TypeError(f"graph must be a GraphDataset or GraphTensors, got {type(graph).__name__}")
-    return GraphTensors(
-        x=torch.tensor(graph.features, dtype=torch.float32),
-        edge_index=torch.tensor(graph.edge_index, dtype=torch.int64),
-        labels=torch.tensor(graph.labels, dtype=torch.int64),
-        train_mask=torch.tensor(graph.train_mask, dtype=torch.bool),
-        val_mask=torch.tensor(graph.val_mask, dtype=torch.bool),
-        test_mask=torch.tensor(graph.test_mask, dtype=torch.bool),
-        num_classes=graph.num_classes,
-    )
+    from ..data.graph import to_tensors
+
+    tensors = to_tensors(graph)
+    return GraphTensors(labels=tensors.pop("y"), **tensors, num_classes=graph.num_classes)
 
 
 def anchor_nodes(config: RunConfig, graph: GraphDataset | GraphTensors) -> Tensor:
