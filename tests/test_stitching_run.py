@@ -151,6 +151,7 @@ def test_task_configs_name_the_key(raw: dict, key: str) -> None:
 def test_task_defaults() -> None:
     graph = parse_config({"task": "graph", "datasets": [{"name": "sbm"}]})
     assert graph.graph is not None and graph.reconstruction is None
+    assert (graph.datasets[0].train_split, graph.datasets[0].test_split) == ("full", "full")
     assert graph.metrics == ("accuracy", "macro_f1")
     rec = parse_config({"task": "reconstruction", "datasets": [{"name": "digits"}]})
     assert rec.reconstruction is not None and rec.metrics == ("mse", "psnr")

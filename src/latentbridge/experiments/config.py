@@ -307,8 +307,9 @@ def _parse_dataset(raw: Any, key: str, task: str = "classification") -> DatasetC
         name=name,
         encoders=encoders,
         options=_mapping(raw.get("options"), f"{key}.options"),
-        train_split=str(raw.get("train_split", "train")),
-        test_split=str(raw.get("test_split", "test")),
+        # graph datasets have one split, "full", with node masks
+        train_split=str(raw.get("train_split", "full" if task == "graph" else "train")),
+        test_split=str(raw.get("test_split", "full" if task == "graph" else "test")),
         trained_encoders=trained,
         synthetic=synthetic,
     )
