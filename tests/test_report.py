@@ -374,3 +374,64 @@ def test_lower_is_better_bolds_the_smallest_mse(tmp_path: Path) -> None:
     table = summary_table(read_results(write_csv(tmp_path / "mse.csv", rows)), "mse")
     assert "**0.020 ± 0.000**" in table
     assert "**0.090" not in table and "**0.050" not in table
+
+
+def _png(path: Path) -> Path:
+    from latentbridge._files import write_bytes_atomic
+
+    # a 1x1 PNG is enough: the report embeds the file's bytes
+    data = bytes.fromhex(
+        "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+        "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+    )
+    write_bytes_atomic(path, data)
+    return path
+
+
+def test_reconstruction_report_sections_grids_and_lower_is_better(tmp_path: Path) -> None:
+    folder = tmp_path / "rec"
+    rows = []
+    for dec in ("ae-0", "ae-1"):
+        for enc in ("ae-0", "ae-1"):
+            for variant, mse in (("absolute", 0.2), ("cosine", 0.05)):
+                value = mse / 2 if dec == enc else mse
+                rows.append(["fmnist", dec, enc, variant, 0, "mse", f"{value:.6f}"])
+                rows.append(
+                    ["fmnist", dec, enc, variant, 0, "psnr", f"{10 * math.log10(1 / value):.6f}"]
+                )
+    write_csv(folder / "results.csv", rows)
+    (folder / "config.json").write_text('{"name": "r", "task": "reconstruction"}')
+    page = write_report(folder).read_text()
+    assert "<h2>Image grids" not in page  # no grids/ folder: no section
+    _png(folder / "grids" / "fmnist__cosine.png")
+    page = write_report(folder).read_text()
+    assert "<h2>Image grids" in page and "fmnist — cosine" in page
+    summary = (folder / "summary.md").read_text()
+    assert "## MSE" in summary and "## PSNR (dB)" in summary
+    assert "**0.050 ± 0.000**" in summary  # the smallest stitched MSE is the bold one
+    assert "decoder" in summary  # the reconstruction note says which column is the decoder
+    assert sorted(p.name for p in (folder / "heatmaps").iterdir()) == [
+        "fmnist__absolute__mse.png",
+        "fmnist__cosine__mse.png",
+    ]
+
+
+def test_similarity_report_writes_pair_tables_and_charts(tmp_path: Path) -> None:
+    folder = tmp_path / "sim"
+    rows = []
+    for a, b in (("x", "y"), ("y", "x")):
+        for variant, value in (("absolute", 0.4), ("cosine", 0.9), ("product", 0.7)):
+            for seed in (0, 1):
+                rows.append(["ds", a, b, variant, seed, "linear_cka", f"{value:.6f}"])
+                rows.append(["ds", a, b, variant, seed, "distance_pearson", f"{-value:.6f}"])
+    write_csv(folder / "results.csv", rows)
+    (folder / "config.json").write_text('{"name": "s", "task": "similarity"}')
+    page = write_report(folder).read_text()
+    summary = (folder / "summary.md").read_text()
+    assert summary.startswith("# Latent similarity report")
+    assert "### ds: every pair" in summary and "Non-stitched" not in summary
+    assert sorted(p.name for p in (folder / "charts").iterdir()) == [
+        "ds__distance_pearson.png",
+        "ds__linear_cka.png",
+    ]
+    assert "Similarity by invariance class" in page
