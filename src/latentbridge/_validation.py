@@ -73,6 +73,14 @@ def check_finite(tensor: Tensor, name: str) -> None:
         )
 
 
+def check_features(tensor: Tensor, name: str) -> None:
+    """Raise ``ValueError`` if the 2-D ``tensor`` has no feature columns (``D = 0``)."""
+    if tensor.shape[1] == 0:
+        raise ValueError(
+            f"{name} must have at least one feature (D >= 1), got shape {tuple(tensor.shape)}"
+        )
+
+
 def compute_dtype(*dtypes: torch.dtype) -> torch.dtype:
     """The dtype computations run in: the promoted dtype, with half precision raised to float32."""
     dtype = dtypes[0]
@@ -85,6 +93,8 @@ def check_pair(x: Tensor, anchors: Tensor) -> None:
     """Check that samples and anchors can be projected onto each other."""
     if anchors.shape[0] == 0:
         raise ValueError("anchors must hold at least one anchor, got shape (0, D)")
+    check_features(x, "x")
+    check_features(anchors, "anchors")
     if x.shape[1] != anchors.shape[1]:
         raise ValueError(
             f"x and anchors must have the same feature dimension, got x with D={x.shape[1]} "

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._scaling import max_abs, pow2_floor
 from ._validation import ArrayLike, as_matrix
 
 __all__ = ["STRATEGIES", "available", "select"]
@@ -118,6 +119,10 @@ def select(
     if strategy == "stratified":
         assert label_array is not None
         return _stratified(label_array, k, seed)
+    if strategy in ("fps", "kmeans"):
+        # Both choices depend only on ratios of squared distances: divide by a power of two near
+        # the data's magnitude (exact, the same choices), so no square overflows or underflows.
+        tensor = tensor / pow2_floor(max_abs(tensor))
     if strategy == "fps":
         first = int(np.random.default_rng(seed).integers(n))
         return _fps(tensor, k, first)
@@ -168,7 +173,36 @@ def _check_labels(labels: object, n: int) -> np.ndarray:
             f"labels must have one entry per row of x: got {array.shape[0]} labels for "
             f"N={n} samples"
         )
-    return array
+    return _orderable_labels(array)
+
+
+def _orderable_labels(array: np.ndarray) -> np.ndarray:
+    """``array`` if its classes can be sorted (all numbers or all strings), else ``ValueError``."""
+    kind = array.dtype.kind
+    if kind in "biu" or kind in "US":
+        return array
+    if kind == "f":
+        if not bool(np.isfinite(array).all()):
+            raise ValueError("labels must be finite class values, got NaN or infinite labels")
+        return array
+    if kind == "O":
+        kinds = {
+            "string" if isinstance(v, str) else "integer" if _is_integer(v) else type(v).__name__
+            for v in array.tolist()
+        }
+        if kinds <= {"string"}:
+            return array.astype(str)
+        if kinds <= {"integer"}:
+            return array.astype(np.int64)
+        raise ValueError(
+            "labels must be all integers or all strings to define classes, got a mix of "
+            f"{', '.join(sorted(kinds))}; convert them first, e.g. labels.astype(str)"
+        )
+    raise TypeError(f"labels must hold integers or strings, got numpy dtype {array.dtype}")
+
+
+def _is_integer(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def _check_finite(tensor: Tensor) -> None:

@@ -29,6 +29,7 @@ from . import projections as _projections
 from ._validation import (
     ArrayLike,
     as_matrix,
+    check_features,
     check_finite,
     check_pair,
     compute_dtype,
@@ -45,6 +46,7 @@ def _validated_anchors(anchors: ArrayLike, device: torch.device) -> Tensor:
     tensor = as_matrix(anchors, "anchors", rows="K", cols="D")
     if tensor.shape[0] == 0:
         raise ValueError("anchors must hold at least one anchor, got shape (0, D)")
+    check_features(tensor, "anchors")
     check_finite(tensor, "anchors")
     warn_duplicates(tensor)
     tensor = tensor.detach().to(device=device, dtype=compute_dtype(tensor.dtype))
@@ -187,10 +189,16 @@ class RelativeProjection(nn.Module):
         The output follows ``x``'s device and dtype.
         """
         xt, at = _check_batch(self, x, anchors, self.check_inputs)
-        return self._project(xt, at)
+        out = self._project(xt, at)
+        if self.check_inputs:
+            _projections.check_relative(out, self.projection)
+        return out
 
-    def _project(self, x: Tensor, anchors: Tensor | None) -> Tensor:
-        """Project validated ``x``; ``anchors`` overrides the fitted ones (with a graph)."""
+    def _project(self, x: Tensor, anchors: Tensor | None, *, scale_free: bool = False) -> Tensor:
+        """Project validated ``x``; ``anchors`` overrides the fitted ones (with a graph).
+
+        ``scale_free``: see :func:`latentbridge.projections.project` (the product uses it).
+        """
         out_dtype = x.dtype
         if anchors is None:
             dtype = compute_dtype(x.dtype)
@@ -202,6 +210,7 @@ class RelativeProjection(nn.Module):
                 self.relative_normalization,
                 self.shift.to(dtype),
                 self.scale.to(dtype),
+                scale_free=scale_free,
             )
         else:
             dtype = compute_dtype(x.dtype, anchors.dtype)
@@ -212,6 +221,7 @@ class RelativeProjection(nn.Module):
                 self.projection,
                 self.normalization,
                 self.relative_normalization,
+                scale_free=scale_free,
             )
         return out.to(out_dtype)
 
@@ -368,6 +378,13 @@ class ProductProjection(nn.Module):
 
     def relative(self, x: ArrayLike, anchors: ArrayLike | None = None) -> Tensor:
         """The stacked relative subspaces before aggregation, ``(N, S, K)``."""
+        out = self._relative(x, anchors, scale_free=False)
+        if self.check_inputs:
+            for s, part in zip(self.parts, out.unbind(dim=1), strict=True):
+                _projections.check_relative(part, s.projection)
+        return out
+
+    def _relative(self, x: ArrayLike, anchors: ArrayLike | None, *, scale_free: bool) -> Tensor:
         if anchors is not None:
             at = as_matrix(anchors, "anchors", rows="K", cols="D")
             if at.shape[0] != self.num_anchors:
@@ -378,9 +395,21 @@ class ProductProjection(nn.Module):
         if anchors is None and not all(s.is_fitted for s in parts):
             raise RuntimeError("ProductProjection has no anchors: call fit(anchors) first")
         xt, at_checked = _check_batch(parts[0], x, anchors, self.check_inputs)
-        return torch.stack([s._project(xt, at_checked) for s in parts], dim=1)
+        return torch.stack(
+            [s._project(xt, at_checked, scale_free=scale_free) for s in parts], dim=1
+        )
 
     def forward(self, x: ArrayLike, anchors: ArrayLike | None = None) -> Tensor:
-        """Aggregate the relative subspaces of ``x (N, D)``: ``(N, out_features)``."""
-        relative = self.relative(x, anchors)
-        return self.aggregation(relative.to(self.aggregation.norm_weight.dtype))
+        """Aggregate the relative subspaces of ``x (N, D)``: ``(N, out_features)``.
+
+        The aggregation's LayerNorm removes a positive scale of each subspace, so the subspaces
+        are computed scale-free (see :func:`latentbridge.projections.project`): the output is
+        the same at any magnitude of the inputs that their dtype holds, denormals included, and
+        a float64 input to a float32 module does not overflow when cast.
+        """
+        relative = self._relative(x, anchors, scale_free=True)
+        relative = relative.to(self.aggregation.norm_weight.dtype)
+        if self.check_inputs:
+            for s, part in zip(self.parts, relative.unbind(dim=1), strict=True):
+                _projections.check_relative(part, s.projection)
+        return self.aggregation(relative)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ._scaling import max_abs, pow2_floor
 from ._validation import warn_user
 from .transformations import TRANSFORMATIONS, closure
 
@@ -128,13 +129,18 @@ def fit_absolute(name: str, anchors: Tensor) -> tuple[Tensor, Tensor]:
     zeros = torch.zeros(dim, dtype=anchors.dtype, device=anchors.device)
     if name in ("none", "l2"):
         return zeros, ones
-    shift = anchors.mean(dim=0)
+    # The statistics are computed on the anchors divided by a power of two near their magnitude
+    # (exact), so that neither the sum nor the squared deviations overflow or underflow.
+    unit = pow2_floor(max_abs(anchors))
+    unit_anchors = anchors / unit
+    unit_shift = unit_anchors.mean(dim=0)
     if name == "center":
-        return shift, ones
-    scale = anchors.std(dim=0, unbiased=False)
+        return unit_shift * unit, ones
+    unit_scale = unit_anchors.std(dim=0, unbiased=False)
     eps = torch.finfo(anchors.dtype).eps
-    constant = scale <= 10 * eps * shift.abs()
-    constant |= scale == 0
+    constant = unit_scale <= 10 * eps * unit_shift.abs()
+    constant |= unit_scale == 0
+    scale = unit_scale * unit
     if bool(constant.any()):
         warn_user(
             f"anchors have {int(constant.sum())} constant feature(s) (e.g. dimension "
@@ -142,7 +148,7 @@ def fit_absolute(name: str, anchors: Tensor) -> tuple[Tensor, Tensor]:
             "normalization"
         )
         scale = torch.where(constant, ones, scale)
-    return shift, scale
+    return unit_shift * unit, scale
 
 
 def _max_abs_scaled(x: Tensor) -> tuple[Tensor, Tensor]:

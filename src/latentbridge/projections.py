@@ -37,6 +37,7 @@ import torch
 from torch import Tensor
 
 from . import normalization as _norm
+from ._scaling import max_abs, pow2_floor
 from ._validation import (
     ArrayLike,
     as_matrix,
@@ -50,6 +51,7 @@ from .transformations import TRANSFORMATIONS, closure, validate_classes
 __all__ = [
     "Projection",
     "available",
+    "check_relative",
     "effective_invariances",
     "get",
     "register",
@@ -211,10 +213,42 @@ def effective_invariances(
 # The built-in projections. Inputs are validated, normalised, of one dtype and device.
 
 
+def _distance_scale(x: Tensor, anchors: Tensor, p: float) -> Tensor:
+    """The power of two the inputs of a ``p``-distance are divided by (0-d): 1 in the safe range.
+
+    Every coordinate difference of a pair is at most ``R``, the largest per-coordinate range of
+    ``x`` and ``anchors`` together, computed in O((N + K) D) without overflow. Inside
+    ``[lo, hi]`` neither the (squared) differences nor their sum can overflow and the squares of
+    differences resolved by the dtype do not underflow, so the inputs are left alone (and the
+    result is bit for bit the unscaled one); outside, they are divided by a power of two close to
+    ``R``, which is exact.
+    """
+    fi = torch.finfo(x.dtype)
+    dim = x.shape[1]
+    if p == 2.0:
+        lo, hi = (fi.tiny**0.5) / fi.eps, (fi.max / (16.0 * dim)) ** 0.5
+    elif p == 1.0:
+        lo, hi = fi.tiny / fi.eps, fi.max / (16.0 * dim)
+    else:
+        lo, hi = fi.tiny / fi.eps, fi.max / 16.0
+    xd, ad = x.detach(), anchors.detach()
+    top = torch.maximum(xd.amax(dim=0), ad.amax(dim=0))
+    bottom = torch.minimum(xd.amin(dim=0), ad.amin(dim=0))
+    half_range = (top / 2 - bottom / 2).amax()  # R / 2, which cannot overflow
+    safe = (half_range >= lo / 2) & (half_range <= hi / 2)
+    return torch.where(safe, torch.ones_like(half_range), pow2_floor(half_range))
+
+
 def _distance(x: Tensor, anchors: Tensor, p: float) -> Tensor:
     # Direct differences keep the digits of nearby points (the mm expansion cancels them);
-    # cdist's backward is 0, not NaN, at zero distance.
-    return torch.cdist(x, anchors, p=p, compute_mode="donot_use_mm_for_euclid_dist")
+    # cdist's backward is 0, not NaN, at zero distance. Outside the safe range the inputs are
+    # rescaled by a power of two (exact), so no square overflows or underflows; the result
+    # overflows to inf only where the true distance exceeds the dtype's range.
+    if x.shape[0] == 0:
+        return x.new_zeros((0, anchors.shape[0]))
+    scale = _distance_scale(x, anchors, p)
+    unit = torch.cdist(x / scale, anchors / scale, p=p, compute_mode="donot_use_mm_for_euclid_dist")
+    return unit * scale
 
 
 def _cosine(x: Tensor, anchors: Tensor) -> Tensor:
@@ -239,7 +273,11 @@ def _linf(x: Tensor, anchors: Tensor) -> Tensor:
 
 def _dot(x: Tensor, anchors: Tensor) -> Tensor:
     """Inner product (the paper's "Orthogonal" subspace)."""
-    return x @ anchors.T
+    # Each row is divided by a power of two near its largest entry (exact) and the products are
+    # scaled back: the same bits as x @ anchors.T wherever that neither overflows nor underflows.
+    row_scale = pow2_floor(x.detach().abs().amax(dim=1, keepdim=True))
+    anchor_scale = pow2_floor(anchors.detach().abs().amax(dim=1, keepdim=True))
+    return ((x / row_scale) @ (anchors / anchor_scale).T) * row_scale * anchor_scale.T
 
 
 def _angular(x: Tensor, anchors: Tensor) -> Tensor:
@@ -252,11 +290,14 @@ def _angular(x: Tensor, anchors: Tensor) -> Tensor:
     return torch.where(inside, torch.arccos(safe), torch.arccos(cos.detach())) / torch.pi
 
 
-def rbf_bandwidth(anchors: Tensor) -> Tensor:
-    """``s^2``: the mean squared euclidean distance between two distinct anchors.
+def _anchor_scale(anchors: Tensor) -> Tensor:
+    """A power of two near the largest per-coordinate range of the anchors (0-d)."""
+    ad = anchors.detach()
+    return pow2_floor((ad.amax(dim=0) / 2 - ad.amin(dim=0) / 2).amax())
 
-    Computed in O(K D) as ``2 K / (K - 1) * sum_d var(a_d)`` (population variance per dimension).
-    """
+
+def _unit_bandwidth(anchors: Tensor) -> Tensor:
+    """``s^2`` of ``anchors`` whose coordinate ranges are at most about 1 (see rbf_bandwidth)."""
     k = anchors.shape[0]
     if k < 2:
         raise ValueError("the rbf projection needs at least 2 anchors to set its bandwidth, got 1")
@@ -269,9 +310,25 @@ def rbf_bandwidth(anchors: Tensor) -> Tensor:
     return bandwidth
 
 
+def rbf_bandwidth(anchors: Tensor) -> Tensor:
+    """``s^2``: the mean squared euclidean distance between two distinct anchors.
+
+    Computed in O(K D) as ``2 K / (K - 1) * sum_d var(a_d)`` (population variance per dimension),
+    on the anchors divided by a power of two near their range (exact), so it neither overflows
+    nor underflows while computed; the result itself is ``inf`` where ``s^2`` exceeds the dtype.
+    """
+    scale = _anchor_scale(anchors)
+    return _unit_bandwidth(anchors / scale) * scale * scale
+
+
 def _rbf(x: Tensor, anchors: Tensor) -> Tensor:
     """Gaussian kernel of the euclidean distance, bandwidth set by the anchors' spread."""
-    return torch.exp(-_distance(x, anchors, 2.0).pow(2) / rbf_bandwidth(anchors))
+    # In units of the anchors' range (an exact rescaling), where the kernel's precision lives:
+    # a sample too far away for the dtype in those units gives exp(-inf) = 0, its true value.
+    scale = _anchor_scale(anchors)
+    unit_anchors = anchors / scale
+    distance = _distance(x / scale, unit_anchors, 2.0)
+    return torch.exp(-distance.pow(2) / _unit_bandwidth(unit_anchors))
 
 
 for _name, _fn, _inv, _scaled in (
@@ -299,14 +356,50 @@ def project(
     relative_normalization: str,
     shift: Tensor | None = None,
     scale: Tensor | None = None,
+    *,
+    scale_free: bool = False,
 ) -> Tensor:
-    """The projection pipeline on validated tensors; statistics fitted on ``anchors`` if absent."""
+    """The projection pipeline on validated tensors; statistics fitted on ``anchors`` if absent.
+
+    With ``scale_free``, a projection invariant to or rescaled by ``isotropic_scaling`` runs on
+    the normalised inputs divided by a power of two near their magnitude (exact): the result is
+    the relative representation divided by a positive constant, which a scale-removing
+    normalisation (the product's LayerNorm) cancels, so it is computed without overflow or
+    underflow at any magnitude the dtype holds. Projections without that declaration run as is.
+    """
     if shift is None or scale is None:
         shift, scale = _norm.fit_absolute(normalization, anchors)
     x_n = _norm.apply_absolute(normalization, x, shift, scale)
     a_n = _norm.apply_absolute(normalization, anchors, shift, scale)
-    relative = get(projection)(x_n, a_n)
+    proj = get(projection)
+    if scale_free and "isotropic_scaling" in proj.invariances | proj.scaled_by:
+        unit = pow2_floor(max_abs(x_n, a_n))
+        x_n, a_n = x_n / unit, a_n / unit
+    relative = proj(x_n, a_n)
     return _norm.apply_relative(relative_normalization, relative)
+
+
+def check_relative(relative: Tensor, projection: str) -> None:
+    """Raise ``ValueError`` if a relative representation holds NaN or infinite values.
+
+    With finite inputs this means that the true values do not fit the dtype (an overflow), or
+    that a registered projection returned NaN; never hand such a tensor on silently.
+    """
+    finite = torch.isfinite(relative)
+    if bool(finite.all()):
+        return
+    bad = int((~finite).sum())
+    fi = torch.finfo(relative.dtype)
+    hint = (
+        "compute in float64 (pass x.double() and anchors.double())"
+        if relative.dtype != torch.float64
+        else "rescale or normalise the inputs (e.g. normalization='standard')"
+    )
+    raise ValueError(
+        f"the {projection!r} relative representation has {bad} NaN or infinite value(s) for "
+        f"finite x and anchors: its values do not fit {str(relative.dtype).replace('torch.', '')}"
+        f" (largest finite {fi.max:.4g}); {hint}"
+    )
 
 
 def relative_projection(
@@ -334,8 +427,12 @@ def relative_projection(
 
     Raises:
         TypeError: non-floating or non-array input.
-        ValueError: wrong rank, mismatched feature dimensions or devices, no anchors, NaN or
-            infinite values, unknown names.
+        ValueError: wrong rank, no features, mismatched feature dimensions or devices, no
+            anchors, NaN or infinite values, unknown names, or a result whose values do not fit
+            the output dtype (e.g. euclidean distances above 3.4e38 in float32, or dot products
+            above 65504 in float16): compute in a wider dtype then. Results below the smallest
+            normal number of the dtype are rounded as IEEE arithmetic rounds them (to denormals
+            or zero).
     """
     get(projection)
     _norm.get_absolute(normalization)
@@ -348,4 +445,6 @@ def relative_projection(
     warn_duplicates(at)
     dtype = compute_dtype(xt.dtype, at.dtype)
     out = project(xt.to(dtype), at.to(dtype), projection, normalization, relative_normalization)
-    return out.to(torch.promote_types(xt.dtype, at.dtype))
+    out = out.to(torch.promote_types(xt.dtype, at.dtype))
+    check_relative(out, projection)
+    return out
