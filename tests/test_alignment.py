@@ -372,7 +372,10 @@ def test_affine_matches_scikit_learn(dims: tuple[int, int], ridge: float) -> Non
     if ridge == 0:
         reference = linear_model.LinearRegression().fit(x, y)
     else:
-        reference = linear_model.Ridge(alpha=ridge, fit_intercept=True).fit(x, y)
+        # ridge is relative: scikit-learn's alpha is ridge times the mean eigenvalue of the
+        # centred scatter matrix, tr(xc^T xc) / D_x.
+        alpha = ridge * float(((x - x.mean(0)) ** 2).sum()) / x.shape[1]
+        reference = linear_model.Ridge(alpha=alpha, fit_intercept=True).fit(x, y)
     fitted = Affine(ridge=ridge).fit(x, y)
     _close(fitted.weight_, torch.from_numpy(reference.coef_.T))
     _close(fitted.bias_, torch.from_numpy(reference.intercept_))
@@ -393,7 +396,8 @@ def test_linear_ridge_matches_scikit_learn_without_intercept() -> None:
     linear_model = pytest.importorskip("sklearn.linear_model")
     rng = np.random.default_rng(8)
     x, y = rng.normal(size=(25, 4)) + 1.0, rng.normal(size=(25, 3))
-    reference = linear_model.Ridge(alpha=3.0, fit_intercept=False).fit(x, y)
+    alpha = 3.0 * float((x**2).sum()) / x.shape[1]  # relative ridge, uncentred: tr(x^T x) / D_x
+    reference = linear_model.Ridge(alpha=alpha, fit_intercept=False).fit(x, y)
     _close(Linear(ridge=3.0).fit(x, y).weight_, torch.from_numpy(reference.coef_.T))
 
 
@@ -507,13 +511,26 @@ def test_translator_denormalises_with_y_statistics() -> None:
     _close(moved, translator.transform(x_new) * scale + shift)
 
 
-def test_translator_constant_feature_gets_unit_scale() -> None:
+def test_translator_constant_feature_gets_the_space_scale() -> None:
+    # A constant feature has no spread of its own; it gets the root mean square of the other
+    # features' stds (not 1, which would break the equivariance to scaling the data).
     g = _gen(9)
     x, y = _samples(N, 4, g), _samples(N, 4, g)
     x[:, 2] = 3.0
     translator = Translator().fit(x, y)
-    assert float(translator.x_scale_[2]) == 1.0
-    assert bool(torch.isfinite(translator.transform(x)).all())
+    others = x[:, [0, 1, 3]].std(dim=0, unbiased=False)
+    assert float(translator.x_scale_[2]) == pytest.approx(float(others.square().mean().sqrt()))
+    _close(translator.x_scale_[[0, 1, 3]], others)
+    # Held-out samples that move in the constant feature: the translation scales with the data.
+    x_new = _samples(9, 4, g)
+    for c in (2.0**-40, 1e-7, 1e5):
+        scaled = Translator().fit(c * x, c * y).transform(c * x_new)
+        _close(scaled / c, translator.transform(x_new), atol=1e-9, rtol=1e-9)
+    # All features constant: the largest |mean|; an all-zero space has no scale at all.
+    assert float(Translator().fit(torch.full((5, 3), -4.0, dtype=F64), y[:5]).x_scale_[0]) == 4.0
+    with pytest.raises(ValueError, match=r"y is 0 in every sample .* std_scaling=False"):
+        Translator().fit(y[:5], torch.zeros(5, 3, dtype=F64))
+    assert Translator(std_scaling=False).fit(y[:5], torch.zeros(5, 3, dtype=F64)).dim_ == 4
 
 
 @pytest.mark.parametrize("dim_matching", ["zero_padding", "pca"])

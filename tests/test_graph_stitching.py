@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import csv
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -50,13 +49,7 @@ MODELS = ["gcn-0", "gcn-1", "sage-0", "sage-1"]
 VARIANTS = ["absolute", "cosine", "product:sum"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # Tiny models: one thread avoids OpenMP spin-waits on a busy machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _graph(name: str, **options: object) -> data.GraphDataset:

@@ -59,17 +59,11 @@ def _cli_run(config: dict, folder: Path, out: Path) -> int:
     return main(["run", str(path), "--out", str(out), "--quiet"])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny models: more threads only add OpenMP overhead (5-10x on a busy 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory: pytest.TempPathFactory, _one_thread: None) -> Iterator[Path]:
+def finished(tmp_path_factory: pytest.TempPathFactory, one_torch_thread: None) -> Iterator[Path]:
     """One run of the tiny config through the CLI, shared (read-only) by the tests."""
     root = tmp_path_factory.mktemp("reconstruction")
     with pytest.MonkeyPatch.context() as patch:

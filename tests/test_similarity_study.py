@@ -22,14 +22,7 @@ from latentbridge.experiments.report import ResultRow
 from latentbridge.normalization import ABSOLUTE
 from latentbridge.transformations import TRANSFORMATIONS, random_transformation
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # Small matrices: one thread avoids spin-waiting on a busy machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _space(seed: int, n: int = 80, k: int = 16, dim: int = 8) -> tuple[torch.Tensor, torch.Tensor]:

@@ -17,14 +17,7 @@ from latentbridge.experiments import vision_models as vm
 FAST: dict[str, Any] = {"dataset": "digits", "epochs": 8, "batch_size": 64, "lr": 3e-3}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Any:
-    # Tiny 8x8 models: intra-op threads only add synchronisation, which on a loaded machine
-    # (other test processes) makes OpenMP spin-waits dominate (seconds instead of 0.2 s).
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(autouse=True)

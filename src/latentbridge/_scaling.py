@@ -10,10 +10,15 @@ unscaled computation would overflow (squares of ``1e30`` in float32) or underflo
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
-__all__ = ["max_abs", "pow2_floor"]
+__all__ = ["exponent", "ldexp", "max_abs", "pow2_factors", "pow2_floor"]
+
+# Bytes of one float64 working block when scanning large inputs (32 MiB).
+_BLOCK_BYTES = 1 << 25
 
 
 def pow2_floor(magnitude: Tensor) -> Tensor:
@@ -34,3 +39,35 @@ def max_abs(*tensors: Tensor) -> Tensor:
     if not peaks:
         return torch.zeros((), dtype=tensors[0].dtype, device=tensors[0].device)
     return torch.stack(peaks).amax()
+
+
+def exponent(t: Tensor) -> int:
+    """The binary exponent ``k`` of ``t``'s largest magnitude: ``max|t| / 2^k`` is in [1, 2)
+    (0 for an all-zero or empty ``t``). Scanned in row blocks; ``t`` must be finite."""
+    if t.numel() == 0:
+        return 0
+    rows = t.reshape(t.shape[0], -1) if t.ndim > 1 else t.reshape(-1, 1)
+    step = max(1, _BLOCK_BYTES // (8 * max(rows.shape[1], 1)))
+    peak = max(
+        float(rows[start : start + step].detach().abs().amax())
+        for start in range(0, rows.shape[0], step)
+    )
+    return math.frexp(peak)[1] - 1 if peak > 0 else 0
+
+
+def pow2_factors(k: int) -> list[float]:
+    """Normal float64 factors (at most ``2^±1000`` each) whose product is ``2^k``."""
+    factors = []
+    while k != 0:
+        step = max(-1000, min(1000, k))
+        factors.append(2.0**step)
+        k -= step
+    return factors
+
+
+def ldexp(t: Tensor, k: int) -> Tensor:
+    """``t * 2^k``, exact unless the result leaves the dtype's range (a new tensor unless
+    ``k == 0``)."""
+    for factor in pow2_factors(k):
+        t = t * factor
+    return t

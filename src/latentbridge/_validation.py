@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TypeAlias, Union
 
 import numpy as np
@@ -69,8 +71,21 @@ def check_finite(tensor: Tensor, name: str) -> None:
         first = tuple(int(i) for i in bad[0])
         raise ValueError(
             f"{name} contains {bad.shape[0]} NaN or infinite value(s), the first at index "
-            f"{first}; remove or impute them before projecting"
+            f"{first}; remove or impute them"
         )
+
+
+@contextmanager
+def linalg_errors(what: str) -> Iterator[None]:
+    """Turn torch's ``LinAlgError`` (no convergence, a singular system) into a ``ValueError``
+    that says which computation on which input failed."""
+    try:
+        yield
+    except torch.linalg.LinAlgError as error:
+        raise ValueError(
+            f"{what} failed in float64 ({error}); the input is numerically degenerate "
+            "(e.g. rank-deficient or with an extreme spread of magnitudes)"
+        ) from error
 
 
 def check_features(tensor: Tensor, name: str) -> None:

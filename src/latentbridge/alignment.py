@@ -31,6 +31,15 @@ checked in :meth:`~AlignmentEstimator.fit`, which returns ``self``; fitted attri
 device of ``x``, on detached inputs (the fitted map is data, not a node of an autograd graph);
 ``transform`` computes in float64 and is differentiable with respect to its input.
 
+Fits and maps are computed at unit magnitude: each input is divided by a power of two taken from
+its largest entry (exact in floating point) and the fitted maps are multiplied back, so every
+estimator is equivariant to scaling the data, at any finite float64 magnitude (fitting on
+``c x`` and ``c y`` gives the same map conjugated by ``c``: ``transform(c x) = c transform(x)``).
+Inputs to ``transform`` and ``inverse_transform`` must be finite, 2-D, floating and as wide as in
+``fit``; a result that does not fit the input's dtype (float16 beyond 65504, say) is a
+``ValueError`` suggesting float64, never an ``inf``. A fit whose map is beyond the float64 range,
+or whose linear algebra fails, is a ``ValueError`` and leaves the estimator unfitted.
+
 Only torch and numpy are imported; :class:`Permutation` imports scipy when it is fitted
 (``pip install 'latentbridge[alignment]'``).
 """
@@ -46,7 +55,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._validation import ArrayLike, as_matrix, check_finite
+from ._scaling import exponent, ldexp
+from ._validation import ArrayLike, as_matrix, check_finite, linalg_errors
 
 __all__ = [
     "ESTIMATORS",
@@ -107,6 +117,11 @@ def _check_pair(x: ArrayLike, y: ArrayLike) -> tuple[Tensor, Tensor]:
         )
     if xt.shape[0] == 0:
         raise ValueError("x and y must hold at least one paired sample, got N=0")
+    for name, t, cols in (("x", xt, "D_x"), ("y", yt, "D_y")):
+        if t.shape[1] == 0:
+            raise ValueError(
+                f"{name} must have at least one feature ({cols} >= 1), got shape {tuple(t.shape)}"
+            )
     if xt.device != yt.device:
         raise ValueError(
             f"x and y must be on the same device, got x on {xt.device} and y on {yt.device}"
@@ -114,6 +129,44 @@ def _check_pair(x: ArrayLike, y: ArrayLike) -> tuple[Tensor, Tensor]:
     check_finite(xt, "x")
     check_finite(yt, "y")
     return xt.detach().to(_F64), yt.detach().to(_F64)
+
+
+# --------------------------------------------------------------------------------------------
+# Magnitude: fits and maps run on data brought to unit scale by powers of two.
+
+
+def _unit(t: Tensor) -> tuple[Tensor, int]:
+    """``(t / 2^k, k)``, the largest magnitude of ``t / 2^k`` in [1, 2) (exact; ``k = 0`` for an
+    all-zero ``t``)."""
+    k = exponent(t)
+    return ldexp(t, -k), k
+
+
+def _matmul(a: Tensor, b: Tensor, mantissa: float = 1.0, exponent: int = 0) -> Tensor:
+    """``mantissa 2^exponent a @ b`` with no overflow or underflow on the way: ``a`` and ``b``
+    are brought to unit magnitude first and the powers of two are multiplied back once."""
+    a_unit, ka = _unit(a)
+    b_unit, kb = _unit(b)
+    product = a_unit @ b_unit
+    if mantissa != 1.0:
+        product = product * mantissa
+    return ldexp(product, ka + kb + exponent)
+
+
+def _mean(z: Tensor) -> Tensor:
+    """Column means as ``z_0 + mean(z - z_0)``: exactly ``z_0`` for a constant column, so that
+    centring leaves it exactly 0 (a plain mean rounds, and the rounding would look like data)."""
+    first = z[0]
+    return first + (z - first).mean(dim=0)
+
+
+def _column_scale(z: Tensor) -> Tensor:
+    """Per column, the power of two ``p`` with ``max |z[:, j]| / p`` in [1, 2) (1 for a zero
+    column); dividing by it is exact at any float64 magnitude."""
+    peak = z.abs().amax(dim=0)  # z has at least one row (checked by fit)
+    exponent = torch.frexp(peak).exponent.to(z.dtype) - 1
+    scale = torch.pow(2.0, exponent)  # 2^-1074 ... 2^1023: always representable
+    return torch.where(peak > 0, scale, torch.ones_like(scale))
 
 
 def _check_square(name: str, x: Tensor, y: Tensor) -> None:
@@ -131,28 +184,38 @@ def _procrustes(m: Tensor, proper: bool) -> tuple[Tensor, Tensor]:
     ``m = U S V^T``; ``D = I``, or for ``proper`` ``diag(1, ..., 1, det(U V^T))`` (Umeyama's
     sign correction: the best rotation flips the direction of the smallest singular value).
     """
-    u, s, vh = torch.linalg.svd(m)
-    if proper:
-        d = torch.sign(torch.linalg.det(u @ vh))
-        if bool(d < 0):
-            u = u.clone()
-            u[:, -1] = -u[:, -1]
-            s = s.clone()
-            s[-1] = -s[-1]
+    with linalg_errors("the SVD of the cross-covariance x^T y"):
+        u, s, vh = torch.linalg.svd(m)
+        flip = proper and bool(torch.linalg.det(u @ vh) < 0)
+    if flip:
+        u = u.clone()
+        u[:, -1] = -u[:, -1]
+        s = s.clone()
+        s[-1] = -s[-1]
     return u @ vh, s
 
 
 def _lstsq(a: Tensor, b: Tensor) -> Tensor:
     """Minimum-norm least-squares ``argmin_W ||a W - b||`` (SVD-based, solved on the CPU)."""
-    solution = torch.linalg.lstsq(a.cpu(), b.cpu(), driver="gelsd").solution
+    with linalg_errors("the least-squares solve for the weight"):
+        solution = torch.linalg.lstsq(a.cpu(), b.cpu(), driver="gelsd").solution
     return solution.to(a.device)
 
 
 def _ridge(a: Tensor, b: Tensor, ridge: float) -> Tensor:
-    """``W = (a^T a + ridge I)^{-1} a^T b``, the ridge-regression normal equations."""
+    """``W = (a^T a + lambda I)^{-1} a^T b`` with ``lambda = ridge tr(a^T a) / D``: the ridge
+    normal equations, the penalty relative to the mean eigenvalue of ``a^T a`` (so that ``W``
+    is equivariant to scaling ``a`` and ``b``). ``W = 0`` for ``a = 0``."""
     gram = a.T @ a
-    gram = gram + ridge * torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
-    return torch.linalg.solve(gram, a.T @ b)
+    trace = float(torch.trace(gram))
+    if trace == 0.0:  # a = 0: the minimum-norm solution
+        return torch.zeros(a.shape[1], b.shape[1], dtype=a.dtype, device=a.device)
+    penalty = ridge * trace / gram.shape[0]
+    if penalty == 0.0:  # a ridge below float64's resolution is no ridge
+        return _lstsq(a, b)
+    gram = gram + penalty * torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
+    with linalg_errors(f"the ridge solve (ridge={ridge!r} relative to tr(x^T x) / D_x)"):
+        return torch.linalg.solve(gram, a.T @ b)
 
 
 def _invert_right(weight: Tensor, rhs: Tensor, name: str) -> Tensor:
@@ -163,14 +226,18 @@ def _invert_right(weight: Tensor, rhs: Tensor, name: str) -> Tensor:
             f"D_y={weight.shape[1]} dimensions; fit an estimator the other way instead, "
             "estimator.fit(y, x)"
         )
-    condition = float(torch.linalg.cond(weight))
-    if not condition < _MAX_CONDITION:
-        raise ValueError(
-            f"{name} is not invertible: its fitted weight_ has condition number "
-            f"{condition:.3g} (limit {_MAX_CONDITION:.0e}); fit an estimator the other way "
-            "instead, estimator.fit(y, x)"
-        )
-    return torch.linalg.solve(weight, rhs, left=False)
+    unit_weight, kw = _unit(weight)
+    unit_rhs, kr = _unit(rhs)
+    with linalg_errors(f"the inversion of the fitted weight_ of {name}"):
+        condition = float(torch.linalg.cond(unit_weight))
+        if not condition < _MAX_CONDITION:
+            raise ValueError(
+                f"{name} is not invertible: its fitted weight_ has condition number "
+                f"{condition:.3g} (limit {_MAX_CONDITION:.0e}); fit an estimator the other way "
+                "instead, estimator.fit(y, x)"
+            )
+        solution = torch.linalg.solve(unit_weight, unit_rhs, left=False)
+    return ldexp(solution, kr - kw)
 
 
 # --------------------------------------------------------------------------------------------
@@ -242,25 +309,36 @@ class AlignmentEstimator:
         """
         self._check_params()
         xs, ys = _check_pair(x, y)
-        self._fit(xs, ys)
+        self._forget()  # a failed fit leaves the estimator unfitted, never half-fitted
+        try:
+            self._fit(xs, ys)
+            self._check_fitted_values()
+        except BaseException:
+            self._forget()
+            raise
         self.n_features_in_ = int(xs.shape[1])
         self.n_features_out_ = int(ys.shape[1])
         return self
 
     def transform(self, x: ArrayLike) -> Tensor:
-        """Map ``x (M, D_x)`` into ``y``'s space: a tensor ``(M, D_y)`` in ``x``'s dtype."""
+        """Map ``x (M, D_x)`` into ``y``'s space: a tensor ``(M, D_y)`` in ``x``'s dtype.
+
+        Raises ``ValueError`` for a non-finite ``x``, the wrong width, or a result beyond the
+        range of ``x``'s dtype.
+        """
         self._check_is_fitted()
         xt = self._check_input(x, "x", self.n_features_in_)
-        return self._transform(xt.to(_F64)).to(xt.dtype)
+        return self._in_dtype(self._transform(xt.to(_F64)), xt.dtype, "transform", "x")
 
     def inverse_transform(self, y: ArrayLike) -> Tensor:
         """Map ``y (M, D_y)`` back into ``x``'s space: a tensor ``(M, D_x)`` in ``y``'s dtype.
 
-        Raises ``ValueError`` where the fitted map is not invertible.
+        Raises ``ValueError`` where the fitted map is not invertible, and as :meth:`transform`.
         """
         self._check_is_fitted()
         yt = self._check_input(y, "y", self.n_features_out_)
-        return self._inverse_transform(yt.to(_F64)).to(yt.dtype)
+        out = self._inverse_transform(yt.to(_F64))
+        return self._in_dtype(out, yt.dtype, "inverse_transform", "y")
 
     def fit_transform(self, x: ArrayLike, y: ArrayLike) -> Tensor:
         """``fit(x, y).transform(x)``: the fitted samples of ``x`` mapped into ``y``'s space."""
@@ -282,7 +360,51 @@ class AlignmentEstimator:
                 f"{name} must have {dim} features (columns) as in fit, got shape "
                 f"{tuple(tensor.shape)}"
             )
+        check_finite(tensor, name)
         return tensor
+
+    def _in_dtype(self, out: Tensor, dtype: torch.dtype, method: str, name: str) -> Tensor:
+        """``out`` (float64) cast to ``dtype``, or a ``ValueError`` if it does not fit."""
+        where = f"{type(self).__name__}.{method}({name})"
+        if not bool(torch.isfinite(out).all()):
+            raise ValueError(
+                f"{where}: the result exceeds the float64 range (|value| > "
+                f"{torch.finfo(_F64).max:.3g}); {name} is too large for the fitted map, rescale it"
+            )
+        cast = out.to(dtype)
+        if dtype != _F64 and not bool(torch.isfinite(cast).all()):
+            peak = float(out.detach().abs().amax())
+            raise ValueError(
+                f"{where}: the result does not fit in {dtype} (largest magnitude {peak:.3g}, "
+                f"the dtype's limit is {torch.finfo(dtype).max:.3g}); pass {name} as float64, "
+                f"e.g. {name}.double(), to get it"
+            )
+        return cast
+
+    def _fitted_names(self) -> list[str]:
+        return [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]
+
+    def _forget(self) -> None:
+        for key in self._fitted_names():
+            delattr(self, key)
+
+    def _check_fitted_values(self) -> None:
+        """Every fitted tensor and number must be finite: else the map is beyond float64."""
+        for key in self._fitted_names():
+            value = getattr(self, key)
+            finite = (
+                bool(torch.isfinite(value).all())
+                if isinstance(value, Tensor)
+                else not isinstance(value, float) or math.isfinite(value)
+            )
+            if not finite:
+                raise ValueError(
+                    f"{type(self).__name__}: the fitted {key} is not finite in float64, so the "
+                    "map from x to y cannot be represented: x is numerically rank-deficient "
+                    "(a direction of tiny spread that y varies along) or x and y differ in "
+                    "magnitude by a factor near the float64 range; rescale x or y, or "
+                    "regularise (Affine/Linear with ridge > 0)"
+                )
 
     def _check_params(self) -> None:
         """Check the constructor arguments (type and value); raise TypeError/ValueError."""
@@ -319,7 +441,7 @@ class _AffineForm(AlignmentEstimator):
     bias_: Tensor
 
     def _transform(self, x: Tensor) -> Tensor:
-        return x @ self.weight_.to(x.device) + self.bias_.to(x.device)
+        return _matmul(x, self.weight_.to(x.device)) + self.bias_.to(x.device)
 
 
 class Orthogonal(_AffineForm):
@@ -350,12 +472,13 @@ class Orthogonal(_AffineForm):
 
     def _fit(self, x: Tensor, y: Tensor) -> None:
         _check_square("Orthogonal", x, y)
-        weight, _ = _procrustes(x.T @ y, bool(self.proper))
+        # Q depends on x^T y only up to a positive factor: computed at unit magnitude.
+        weight, _ = _procrustes(_unit(x)[0].T @ _unit(y)[0], bool(self.proper))
         self.weight_ = weight
         self.bias_ = torch.zeros(y.shape[1], dtype=_F64, device=y.device)
 
     def _inverse_transform(self, y: Tensor) -> Tensor:
-        return y @ self.weight_.to(y.device).T
+        return _matmul(y, self.weight_.to(y.device).T)
 
 
 class Similarity(_AffineForm):
@@ -389,8 +512,10 @@ class Similarity(_AffineForm):
 
     def _fit(self, x: Tensor, y: Tensor) -> None:
         _check_square("Similarity", x, y)
-        mean_x, mean_y = x.mean(dim=0), y.mean(dim=0)
-        xc, yc = x - mean_x, y - mean_y
+        # At unit magnitude: x = 2^kx xs, y = 2^ky ys, so s = 2^(ky - kx) s' and t = 2^ky t'.
+        (xs, kx), (ys, ky) = _unit(x), _unit(y)
+        mean_x, mean_y = _mean(xs), _mean(ys)
+        xc, yc = xs - mean_x, ys - mean_y
         variance = float(xc.pow(2).sum())
         if variance == 0.0:
             raise ValueError(
@@ -398,13 +523,25 @@ class Similarity(_AffineForm):
                 "fit a scale"
             )
         weight, s = _procrustes(xc.T @ yc, bool(self.proper))
-        scale = float(s.sum()) / variance
+        unit_scale = float(s.sum()) / variance
+        try:
+            scale = math.ldexp(unit_scale, ky - kx)
+        except OverflowError:
+            scale = math.inf
+        if unit_scale > 0 and not 0.0 < scale < math.inf:
+            raise ValueError(
+                f"Similarity: the fitted scale {unit_scale:.6g} * 2^{ky - kx} is beyond the "
+                "float64 range (x and y differ in magnitude by a factor near 1e308 or more); "
+                "rescale x or y"
+            )
         self.scale_ = scale
         self.weight_ = weight
-        self.bias_ = mean_y - scale * (mean_x @ weight)
+        self.bias_ = ldexp(mean_y - unit_scale * (mean_x @ weight), ky)
 
     def _transform(self, x: Tensor) -> Tensor:
-        return self.scale_ * (x @ self.weight_.to(x.device)) + self.bias_.to(x.device)
+        mantissa, exponent = math.frexp(self.scale_)
+        weight = self.weight_.to(x.device)
+        return _matmul(x, weight, mantissa, exponent) + self.bias_.to(x.device)
 
     def _inverse_transform(self, y: Tensor) -> Tensor:
         if not self.scale_ > 0:
@@ -412,20 +549,26 @@ class Similarity(_AffineForm):
                 f"Similarity is not invertible: its fitted scale_ is {self.scale_}; fit an "
                 "estimator the other way instead, estimator.fit(y, x)"
             )
-        return ((y - self.bias_.to(y.device)) @ self.weight_.to(y.device).T) / self.scale_
+        mantissa, exponent = math.frexp(self.scale_)  # 1 / s = (1 / m) 2^-e, never overflows
+        weight = self.weight_.to(y.device)
+        return _matmul(y - self.bias_.to(y.device), weight.T, 1.0 / mantissa, -exponent)
 
 
 class Affine(_AffineForm):
     """Affine least squares: ``y ≈ x W + b``, optionally ridge-penalised.
 
-    With ``x_c``, ``y_c`` centred: ``W = argmin ||x_c W - y_c||_F^2 + ridge ||W||_F^2``, i.e.
-    ``(x_c^T x_c + ridge I) W = x_c^T y_c``, and ``b = mean(y) - mean(x) W``; the bias is not
-    penalised (as in scikit-learn's ``Ridge``). With ``ridge == 0`` the problem is solved by an
-    SVD-based least squares on ``x_c`` (the minimum-norm ``W`` when ``x_c`` is rank-deficient,
-    e.g. for constant "dead" units) and needs ``N >= D_x + 1``. Cost: O(N D_x^2 + D_x^3).
+    With ``x_c``, ``y_c`` centred: ``W = argmin ||x_c W - y_c||_F^2 + lambda ||W||_F^2``, i.e.
+    ``(x_c^T x_c + lambda I) W = x_c^T y_c``, and ``b = mean(y) - mean(x) W``; the bias is not
+    penalised (as in scikit-learn's ``Ridge``). The penalty is relative to the data,
+    ``lambda = ridge tr(x_c^T x_c) / D_x`` (``ridge`` times the mean eigenvalue of the scatter
+    matrix; scikit-learn's ``alpha`` is ``lambda``), so the fit is equivariant to scaling ``x``
+    and ``y`` and ``ridge`` has the same effect at every magnitude. With ``ridge == 0`` the
+    problem is solved by an SVD-based least squares on ``x_c`` (the minimum-norm ``W`` when
+    ``x_c`` is rank-deficient, e.g. for constant "dead" units) and needs ``N >= D_x + 1``.
+    Cost: O(N D_x^2 + D_x^3).
 
     Args:
-        ridge: the L2 penalty on ``W``, a number ``>= 0``.
+        ridge: the relative L2 penalty on ``W``, a number ``>= 0`` (e.g. ``1e-3``).
 
     Fitted attributes:
         weight_: ``W``, float64 ``(D_x, D_y)``.
@@ -451,11 +594,13 @@ class Affine(_AffineForm):
                 f"got N={n} and D_x={d}; use more samples or a ridge > 0, e.g. "
                 "Affine(ridge=1e-3)"
             )
-        mean_x, mean_y = x.mean(dim=0), y.mean(dim=0)
-        xc, yc = x - mean_x, y - mean_y
+        # At unit magnitude: x = 2^kx xs, y = 2^ky ys, so W = 2^(ky - kx) W' and b = 2^ky b'.
+        (xs, kx), (ys, ky) = _unit(x), _unit(y)
+        mean_x, mean_y = _mean(xs), _mean(ys)
+        xc, yc = xs - mean_x, ys - mean_y
         weight = _lstsq(xc, yc) if ridge == 0 else _ridge(xc, yc, ridge)
-        self.weight_ = weight
-        self.bias_ = mean_y - mean_x @ weight
+        self.weight_ = ldexp(weight, ky - kx)
+        self.bias_ = ldexp(mean_y - mean_x @ weight, ky)
 
     def _inverse_transform(self, y: Tensor) -> Tensor:
         weight = self.weight_.to(y.device)
@@ -465,12 +610,13 @@ class Affine(_AffineForm):
 class Linear(_AffineForm):
     """Linear least squares through the origin: ``y ≈ x W``, optionally ridge-penalised.
 
-    ``W = argmin ||x W - y||_F^2 + ridge ||W||_F^2``, i.e. ``(x^T x + ridge I) W = x^T y``;
-    no centring and no bias. With ``ridge == 0`` the problem is solved by an SVD-based least
-    squares (minimum-norm ``W`` when ``x`` is rank-deficient) and needs ``N >= D_x``.
+    ``W = argmin ||x W - y||_F^2 + lambda ||W||_F^2``, i.e. ``(x^T x + lambda I) W = x^T y``;
+    no centring and no bias. The penalty is relative, ``lambda = ridge tr(x^T x) / D_x`` (as in
+    :class:`Affine`, uncentred here). With ``ridge == 0`` the problem is solved by an SVD-based
+    least squares (minimum-norm ``W`` when ``x`` is rank-deficient) and needs ``N >= D_x``.
 
     Args:
-        ridge: the L2 penalty on ``W``, a number ``>= 0``.
+        ridge: the relative L2 penalty on ``W``, a number ``>= 0``.
 
     Fitted attributes:
         weight_: ``W``, float64 ``(D_x, D_y)``.
@@ -495,7 +641,9 @@ class Linear(_AffineForm):
                 f"Linear with ridge=0 needs N >= D_x paired samples to determine the map, got "
                 f"N={n} and D_x={d}; use more samples or a ridge > 0, e.g. Linear(ridge=1e-3)"
             )
-        self.weight_ = _lstsq(x, y) if ridge == 0 else _ridge(x, y, ridge)
+        (xs, kx), (ys, ky) = _unit(x), _unit(y)  # W = 2^(ky - kx) W'
+        weight = _lstsq(xs, ys) if ridge == 0 else _ridge(xs, ys, ridge)
+        self.weight_ = ldexp(weight, ky - kx)
         self.bias_ = torch.zeros(y.shape[1], dtype=_F64, device=y.device)
 
     def _inverse_transform(self, y: Tensor) -> Tensor:
@@ -558,7 +706,10 @@ class Permutation(_AffineForm):
             score = _unit_columns(x).T @ _unit_columns(y)
             maximize = True
         else:
-            score = torch.cdist(x.T, y.T, compute_mode="donot_use_mm_for_euclid_dist").pow(2)
+            # One power of two for both: the order of the distances is unchanged.
+            k = max(exponent(x), exponent(y))
+            xs, ys = ldexp(x, -k), ldexp(y, -k)
+            score = torch.cdist(xs.T, ys.T, compute_mode="donot_use_mm_for_euclid_dist").pow(2)
             maximize = False
         rows, cols = linear_sum_assignment(score.cpu().numpy(), maximize=maximize)
         permutation = np.empty(d, dtype=np.int64)
@@ -578,8 +729,10 @@ class Permutation(_AffineForm):
 
 
 def _unit_columns(z: Tensor) -> Tensor:
-    """Centre each column and scale it to unit norm (constant columns stay zero)."""
-    centred = z - z.mean(dim=0)
+    """Centre each column and scale it to unit norm (constant columns stay zero), each column
+    first brought to unit magnitude."""
+    z = z / _column_scale(z)
+    centred = z - _mean(z)
     norm = torch.linalg.vector_norm(centred, dim=0)
     return torch.where(norm > 0, centred / torch.where(norm > 0, norm, 1.0), 0.0)
 
@@ -617,7 +770,12 @@ class Translator(AlignmentEstimator):
     ``transform(x) = decode_y(f(encode_x(x)))`` where, with statistics fitted on ``(x, y)``:
 
     1. standard scaling of each space with its own statistics, ``(z - mean) / std`` (std over
-       the ``N`` samples, without Bessel's correction; a constant feature gets std 1);
+       the ``N`` samples, without Bessel's correction). A feature constant over the fit
+       samples has no spread of its own: it gets the space's, the root mean square of the
+       other features' stds (or, when every feature is constant, the largest ``|mean|``; an
+       all-zero space is refused), so that the translation stays equivariant to scaling the
+       data (scikit-learn's ``StandardScaler`` uses 1, which would make a held-out deviation
+       in such a feature count ``c`` times more in data scaled by ``c``);
     2. dimension matching to ``dim_ = max(D_x, D_y)`` by ``"zero_padding"`` (the narrower
        space is padded with zero columns, and output columns beyond ``D_y`` are dropped), or
        to ``dim_ = min(D_x, D_y)`` by ``"pca"`` (the wider space is projected onto its
@@ -697,8 +855,8 @@ class Translator(AlignmentEstimator):
                 f"{dim} principal directions, got N={n}; use dim_matching='zero_padding'"
             )
         # PCA coordinates are centred, so with "pca" both spaces are centred.
-        x_mean, x_scale = _statistics(x, bool(self.std_scaling), center=pca)
-        y_mean, y_scale = _statistics(y, bool(self.std_scaling), center=pca)
+        x_mean, x_scale = _statistics(x, bool(self.std_scaling), center=pca, name="x")
+        y_mean, y_scale = _statistics(y, bool(self.std_scaling), center=pca, name="y")
         xn, yn = (x - x_mean) / x_scale, (y - y_mean) / y_scale
         x_components = _principal_directions(xn, dim) if pca and dx > dy else None
         y_components = _principal_directions(yn, dim) if pca and dy > dx else None
@@ -717,9 +875,10 @@ class Translator(AlignmentEstimator):
         device = x.device
         xn = (x - self.x_mean_.to(device)) / self.x_scale_.to(device)
         x_components = None if self.x_components_ is None else self.x_components_.to(device)
-        u = self.estimator_.transform(_match(xn, x_components, self.dim_))
+        # The fitted estimator's own map, in float64 (this method's caller checks the result).
+        u = self.estimator_._transform(_match(xn, x_components, self.dim_))
         if self.y_components_ is not None:
-            u = u @ self.y_components_.to(device)
+            u = _matmul(u, self.y_components_.to(device))
         else:
             u = u[:, : self.y_mean_.shape[0]]
         return u * self.y_scale_.to(device) + self.y_mean_.to(device)
@@ -733,33 +892,57 @@ class Translator(AlignmentEstimator):
             )
         device = y.device
         yn = (y - self.y_mean_.to(device)) / self.y_scale_.to(device)
-        xn = self.estimator_.inverse_transform(yn)
+        xn = self.estimator_._inverse_transform(yn)
         return xn * self.x_scale_.to(device) + self.x_mean_.to(device)
 
 
-def _statistics(z: Tensor, std_scaling: bool, *, center: bool) -> tuple[Tensor, Tensor]:
-    """``(mean, std)`` of the columns of ``z`` for standard scaling (constant std -> 1)."""
+def _statistics(z: Tensor, std_scaling: bool, *, center: bool, name: str) -> tuple[Tensor, Tensor]:
+    """``(mean, std)`` of the columns of ``z`` for standard scaling, each column computed at
+    unit magnitude (a constant feature gets the space's scale, see :class:`Translator`)."""
     ones = torch.ones(z.shape[1], dtype=z.dtype, device=z.device)
+    if not (std_scaling or center):
+        return torch.zeros_like(ones), ones
+    column = _column_scale(z)
+    unit = z / column
+    mean = _mean(unit)
     if not std_scaling:
-        mean = z.mean(dim=0) if center else torch.zeros_like(ones)
-        return mean, ones
-    mean = z.mean(dim=0)
-    std = z.std(dim=0, unbiased=False) if z.shape[0] > 1 else torch.zeros_like(ones)
-    # A feature constant up to rounding has no scale to remove (scikit-learn's StandardScaler).
+        return mean * column, ones
+    std = (unit - mean).square().mean(dim=0).sqrt()  # population std; 0 for N = 1
+    # A feature constant up to rounding has no scale of its own.
     constant = (std == 0) | (std <= 10 * torch.finfo(z.dtype).eps * mean.abs())
-    return mean, torch.where(constant, ones, std)
+    mean, std = mean * column, std * column
+    if not bool(constant.any()):
+        return mean, std
+    return mean, torch.where(constant, _space_scale(mean, std, constant, name), std)
+
+
+def _space_scale(mean: Tensor, std: Tensor, constant: Tensor, name: str) -> Tensor:
+    """The scale of a space for its constant features: the root mean square of the other
+    features' stds; with none, the largest ``|mean|``; an all-zero space has none."""
+    if not bool(constant.all()):
+        spread, k = _unit(std[~constant])
+        return ldexp(spread.square().mean().sqrt(), k)
+    peak = mean.abs().amax()
+    if not bool(peak > 0):
+        raise ValueError(
+            f"{name} is 0 in every sample and feature, so standard scaling has no scale to "
+            "use (any would be arbitrary); pass std_scaling=False"
+        )
+    return peak
 
 
 def _principal_directions(z: Tensor, dim: int) -> Tensor:
     """The ``dim`` leading right singular vectors ``(dim, D)`` of ``z`` centred (PCA axes)."""
-    _, _, vh = torch.linalg.svd(z - z.mean(dim=0), full_matrices=False)
+    unit, _ = _unit(z)  # the directions are unchanged by a positive factor
+    with linalg_errors("the SVD for the principal directions (dim_matching='pca')"):
+        _, _, vh = torch.linalg.svd(unit - _mean(unit), full_matrices=False)
     return vh[:dim]
 
 
 def _match(z: Tensor, components: Tensor | None, dim: int) -> Tensor:
     """Project ``z`` onto ``components`` if given, then pad it with zero columns up to ``dim``."""
     if components is not None:
-        z = z @ components.T
+        z = _matmul(z, components.T)
     if z.shape[1] < dim:
         z = torch.nn.functional.pad(z, (0, dim - z.shape[1]))
     return z

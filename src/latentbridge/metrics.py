@@ -38,6 +38,15 @@ measure                        what it compares                                i
 Inputs are validated at the boundary: both 2-D floating arrays on one device, the same number
 of samples, finite values, enough samples for the estimator (the error states the minimum).
 Nothing is computed at import; the module needs only torch and numpy.
+
+Every measure is computed at unit magnitude, whatever the magnitude of its inputs (any finite
+float64, 1e-300 or 1e300 alike, and every float32, float16 and bfloat16 value): each input is
+divided by a power of two taken from its largest entry (exact in floating point), and the
+row-wise measures (cosines) scale each row by its own largest entry. An input scaled by a power
+of two (its entries staying normal floats) therefore gives bit-for-bit the same value. A value
+that is mathematically undefined (zero variance, a constant kernel) is a ``ValueError``, never
+NaN; a linear-algebra routine that fails (an SVD that does not converge) is a ``ValueError``
+naming the input too.
 """
 
 from __future__ import annotations
@@ -49,7 +58,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ._validation import ArrayLike, as_matrix, check_finite
+from ._scaling import exponent, ldexp, pow2_factors
+from ._validation import ArrayLike, as_matrix, check_finite, linalg_errors
+from .normalization import l2_rows
 
 __all__ = [
     "CKA_AUTO_MEMORY_BUDGET",
@@ -120,7 +131,9 @@ def _paired(
         )
     n = xt.shape[0]
     if n < min_samples:
-        raise ValueError(f"{function} needs at least {min_samples} samples, got N={n}")
+        raise ValueError(
+            f"{function} needs at least {min_samples} samples, got N={n} (the rows of x and y)"
+        )
     _check_finite_rows(xt, "x")
     _check_finite_rows(yt, "y")
     return xt.detach(), yt.detach()
@@ -181,29 +194,52 @@ def _require_variance(t: Tensor, name: str, function: str) -> None:
         )
 
 
-def _f64(t: Tensor) -> Tensor:
-    return t.to(_F64)
+# --------------------------------------------------------------------------------------------
+# Magnitude: every computation runs on data brought to unit scale by a power of two.
 
 
-def _centred(t: Tensor) -> Tensor:
-    """A float64 copy of ``t`` with its column means subtracted (one copy, centred in place)."""
-    out = t.to(_F64, copy=True)
+def _f64(t: Tensor, k: int = 0) -> Tensor:
+    """A float64 copy of ``t`` divided by ``2^k`` (exact)."""
+    return ldexp(t.to(_F64), -k)
+
+
+def _centred(t: Tensor) -> tuple[Tensor, int]:
+    """``(c, k)``: a float64 copy of ``t`` divided by ``2^k`` (its largest magnitude brought to
+    [1, 2)), then with its column means subtracted: ``t - mean(t) = 2^k c``. The first row is
+    subtracted before the mean, so a constant column centres to exactly 0."""
+    k = exponent(t)
+    out = t.to(_F64, copy=True)  # one copy, scaled and centred in place
+    for factor in pow2_factors(-k):
+        out *= factor
+    out -= out[:1].clone()
     out -= out.mean(dim=0, keepdim=True)
-    return out
+    return out, k
 
 
 def _unit_rows(t: Tensor) -> Tensor:
-    """Rows scaled to unit L2 norm; zero rows stay zero (their cosine with anything is 0)."""
-    norm = torch.linalg.vector_norm(t, dim=1, keepdim=True)
-    return torch.where(norm > 0, t / norm.clamp_min(torch.finfo(t.dtype).tiny), 0.0)
+    """Float64 rows scaled to unit L2 norm at any magnitude; zero rows stay zero (their cosine
+    with anything is 0)."""
+    return l2_rows(t.to(_F64))
 
 
-def _column_mean(t: Tensor) -> Tensor:
-    """Float64 column means in one chunked pass (no float64 copy of ``t``)."""
+def _column_mean(t: Tensor, k: int) -> Tensor:
+    """Float64 column means of ``t / 2^k`` in one chunked pass (no float64 copy of ``t``),
+    as ``t_0 + mean(t - t_0)``: exactly ``t_0`` for a constant column."""
+    first = _f64(t[:1], k)
     total = torch.zeros(t.shape[1], dtype=_F64, device=t.device)
     for start, stop in _rows(t.shape[0], _block_rows(t.shape[1])):
-        total += _f64(t[start:stop]).sum(dim=0)
-    return total / t.shape[0]
+        total += (_f64(t[start:stop], k) - first).sum(dim=0)
+    return first[0] + total / t.shape[0]
+
+
+def _sq_distances(sq_a: Tensor, sq_b: Tensor, gram: Tensor, dim: int) -> Tensor:
+    """``||a_i - b_j||^2 = ||a_i||^2 + ||b_j||^2 - 2 <a_i, b_j>`` from the squared norms and
+    the Gram block (BLAS speed). A value within the expansion's rounding, about
+    ``(D + 2) eps (||a_i||^2 + ||b_j||^2)``, is set to exactly 0: coincident points are at
+    distance 0 at every magnitude and on every CPU."""
+    total = sq_a[:, None] + sq_b[None, :]
+    sq = total - 2.0 * gram
+    return sq.masked_fill_(sq <= 2.0 * (dim + 2) * _EPS * total, 0.0)
 
 
 def _inner(a: Tensor, b: Tensor) -> Tensor:
@@ -268,7 +304,7 @@ def _row_moments(xc: Tensor, yc: Tensor) -> Tensor:
 
 
 def _cka_feature(x: Tensor, y: Tensor, debiased: bool) -> float:
-    xc, yc = _centred(x), _centred(y)
+    (xc, _), (yc, _) = _centred(x), _centred(y)
     cxy, cxx, cyy = _sq(xc.T @ yc), _sq(xc.T @ xc), _sq(yc.T @ yc)
     if not debiased:
         return _biased_ratio(cxy, cxx, cyy)
@@ -276,7 +312,7 @@ def _cka_feature(x: Tensor, y: Tensor, debiased: bool) -> float:
 
 
 def _cka_gram(x: Tensor, y: Tensor, debiased: bool) -> float:
-    xc, yc = _centred(x), _centred(y)
+    (xc, _), (yc, _) = _centred(x), _centred(y)
     k, l_ = xc @ xc.T, yc @ yc.T  # already doubly centred: H K H = K for centred features
     if not debiased:
         return _biased_ratio(_inner(k, l_), _sq(k), _sq(l_))
@@ -301,14 +337,15 @@ def _cka_streaming(x: Tensor, y: Tensor, debiased: bool, chunk_size: int | None)
     n, d1 = x.shape
     d2 = y.shape[1]
     chunk = chunk_size or _block_rows(d1 + d2)
-    mx, my = _column_mean(x), _column_mean(y)  # first pass
+    kx, ky = exponent(x), exponent(y)  # first pass: the magnitudes
+    mx, my = _column_mean(x, kx), _column_mean(y, ky)  # second pass
     cxy = torch.zeros(d1, d2, dtype=_F64, device=x.device)
     cxx = torch.zeros(d1, d1, dtype=_F64, device=x.device)
     cyy = torch.zeros(d2, d2, dtype=_F64, device=x.device)
     moments = torch.zeros(5, dtype=_F64, device=x.device)
-    for start, stop in _rows(n, chunk):  # second pass: centred float64 cross products
-        xc = _f64(x[start:stop]) - mx
-        yc = _f64(y[start:stop]) - my
+    for start, stop in _rows(n, chunk):  # third pass: centred float64 cross products
+        xc = _f64(x[start:stop], kx) - mx
+        yc = _f64(y[start:stop], ky) - my
         cxy += xc.T @ yc
         cxx += xc.T @ xc
         cyy += yc.T @ yc
@@ -368,10 +405,11 @@ def linear_cka(
     - ``"feature"``: D x D cross products; O(N (D1^2 + D2^2 + D1 D2)) time,
       O(N (D1 + D2) + D1^2 + D2^2 + D1 D2) memory.
     - ``"gram"``: the N x N Gram matrices; O(N^2 (D1 + D2)) time, O(N^2) memory.
-    - ``"streaming"``: two passes over row chunks of ``chunk_size`` rows (default: 32 MiB of
-      float64 per chunk) — the column means, then the centred cross products (and, debiased,
-      the moments above) accumulated in float64; O(N (D1^2 + D2^2 + D1 D2)) time,
-      O(D1 D2 + D1^2 + D2^2 + chunk (D1 + D2)) memory, no float64 copy of the inputs.
+    - ``"streaming"``: three passes over row chunks of ``chunk_size`` rows (default: 32 MiB of
+      float64 per chunk) — the largest magnitude, the column means, then the centred cross
+      products (and, debiased, the moments above) accumulated in float64;
+      O(N (D1^2 + D2^2 + D1 D2)) time, O(D1 D2 + D1^2 + D2^2 + chunk (D1 + D2)) memory, no
+      float64 copy of the inputs.
     - ``"auto"``: ``"streaming"`` when float64 copies of both inputs, 8 N (D1 + D2) bytes,
       exceed :data:`CKA_AUTO_MEMORY_BUDGET` (1 GiB); else ``"gram"`` when it is cheaper,
       N (D1 + D2) < D1^2 + D2^2 + D1 D2 (roughly D1 D2 > N^2 for D1 ~ D2 ~ D, i.e. D > N),
@@ -426,11 +464,18 @@ def _median(values: Tensor) -> Tensor:
 
 
 def _rbf_gram(t: Tensor, sigma: float | None, name: str) -> Tensor:
-    xc = _centred(t)
-    # Gram expansion of the centred data: BLAS speed, absolute rounding ~eps ||x||^2, which
-    # the kernel cannot resolve anyway; the diagonal is exactly 0.
+    """The Gaussian kernel matrix minus the all-ones matrix, ``K - 1 1^T = expm1(-D / 2 s^2)``,
+    divided by a power of two.
+
+    Neither CKA form sees the difference: centring (biased) and the unbiased HSIC both remove
+    a constant matrix, and CKA is invariant to scaling a kernel. ``expm1`` keeps the digits of
+    a bandwidth far above the spread (``K ~ 1 - D / 2 s^2``), which ``exp`` rounds to 1.
+    """
+    xc, k = _centred(t)
+    # Gram expansion of the centred data (in units of 2^k): BLAS speed; its rounding, ~eps
+    # ||x||^2, the kernel cannot resolve anyway (and it is 0 for coincident points).
     sq_norms = xc.square().sum(dim=1)
-    sq = (sq_norms[:, None] + sq_norms[None, :] - 2.0 * (xc @ xc.T)).clamp_min(0.0)
+    sq = _sq_distances(sq_norms, sq_norms, xc @ xc.T, xc.shape[1])
     sq.fill_diagonal_(0.0)
     if sigma is None:
         n = sq.shape[0]
@@ -442,8 +487,22 @@ def _rbf_gram(t: Tensor, sigma: float | None, name: str) -> Tensor:
                 "coincide), so the median heuristic gives no bandwidth; pass sigma explicitly"
             )
     else:
-        width = sigma
-    return sq.div_(-2.0 * width * width).exp_()
+        try:
+            width = math.ldexp(sigma, -k)  # sigma in the units of the scaled data
+        except OverflowError:
+            width = math.inf
+    if width == 0.0:  # sigma below every resolvable distance: K = I
+        sq.masked_fill_(sq > 0, math.inf)
+    else:
+        sq.div_(width).div_(width).mul_(0.5)  # inf for distances far beyond sigma: K = 0
+    kernel = sq.neg_().expm1_()
+    if not bool((kernel != 0).any()):
+        raise ValueError(
+            f"the Gaussian kernel of {name} is constant to float64 precision: sigma={sigma!r} "
+            f"is too large for the spread of {name} (its samples are all within the kernel's "
+            "flat top); pass a smaller sigma or sigma=None"
+        )
+    return ldexp(kernel, -exponent(kernel))
 
 
 def rbf_cka(
@@ -465,12 +524,16 @@ def rbf_cka(
     ``sigma`` explicitly to reproduce them. A float ``sigma`` is used for both spaces.
 
     Invariant to orthogonal maps and translations; also to isotropic scaling with the median
-    heuristic (the bandwidth scales with the data), not with a fixed ``sigma``.
-    O(N^2 (D1 + D2)) time, O(N^2) memory.
+    heuristic (the bandwidth scales with the data), not with a fixed ``sigma`` (there
+    ``rbf_cka(c x, c y, sigma=c s) = rbf_cka(x, y, sigma=s)``). The kernels are computed as
+    ``K - 1 1^T = expm1(-||u - v||^2 / (2 sigma^2))``, which both CKA forms treat as ``K``
+    (centring removes a constant matrix) and which keeps its digits for a ``sigma`` far above
+    the spread of the data. O(N^2 (D1 + D2)) time, O(N^2) memory.
 
     Raises:
         ValueError: mismatched N, N < 2 (N < 4 debiased), NaN/Inf, zero variance, a median
-            distance of 0, ``sigma`` not a positive finite number.
+            distance of 0, ``sigma`` not a positive finite number, or so large that a kernel
+            is constant to float64 precision.
         TypeError: non-floating input, non-bool ``debiased``.
     """
     _check_bool(debiased, "debiased")
@@ -502,11 +565,12 @@ def rbf_cka(
 def _nuclear_of_normalised(x: Tensor, y: Tensor) -> float:
     _require_variance(x, "x", "the Procrustes alignment")
     _require_variance(y, "y", "the Procrustes alignment")
-    xc, yc = _centred(x), _centred(y)
+    (xc, _), (yc, _) = _centred(x), _centred(y)
     xn = xc / torch.linalg.matrix_norm(xc)
     yn = yc / torch.linalg.matrix_norm(yc)
     # Zero-padding the narrower input changes none of the singular values of Xn^T Yn.
-    nuclear = float(torch.linalg.svdvals(xn.T @ yn).sum())
+    with linalg_errors("the SVD of X^T Y (x and y centred and normalised)"):
+        nuclear = float(torch.linalg.svdvals(xn.T @ yn).sum())
     return min(max(nuclear, 0.0), 1.0)
 
 
@@ -558,7 +622,8 @@ def procrustes_distance(x: ArrayLike, y: ArrayLike) -> float:
 
 def _orthonormal_basis(t: Tensor, name: str) -> Tensor:
     """Thin QR of the centred ``t``; refuses (numerically) rank-deficient columns."""
-    q, r = torch.linalg.qr(t, mode="reduced")
+    with linalg_errors(f"the QR decomposition of the centred {name}"):
+        q, r = torch.linalg.qr(t, mode="reduced")
     diag = torch.diagonal(r).abs()
     tol = diag.max() * max(t.shape) * _EPS
     if not bool((diag > tol).all()):
@@ -573,7 +638,8 @@ def _orthonormal_basis(t: Tensor, name: str) -> Tensor:
 def _cca(xr: Tensor, yr: Tensor) -> Tensor:
     qx = _orthonormal_basis(xr, "x")
     qy = _orthonormal_basis(yr, "y")
-    return torch.linalg.svdvals(qx.T @ qy).clamp(0.0, 1.0)
+    with linalg_errors("the SVD of Qx^T Qy (the canonical correlations)"):
+        return torch.linalg.svdvals(qx.T @ qy).clamp(0.0, 1.0)
 
 
 def _check_cca_samples(n: int, dx: int, dy: int, hint: str) -> None:
@@ -603,14 +669,15 @@ def canonical_correlations(x: ArrayLike, y: ArrayLike) -> Tensor:
     xt, yt = _paired(x, y, function="canonical_correlations", min_samples=3)
     n, d1 = xt.shape
     _check_cca_samples(n, d1, yt.shape[1], "add samples or reduce the dimensions")
-    return _cca(_centred(xt), _centred(yt))
+    return _cca(_centred(xt)[0], _centred(yt)[0])
 
 
-def _principal_reduction(t: Tensor, variance: float) -> Tensor:
+def _principal_reduction(t: Tensor, variance: float, name: str) -> Tensor:
     """Centred data projected on its fewest leading principal directions explaining
-    ``variance`` of the total, i.e. ``U_k S_k``."""
-    xc = _centred(t)
-    u, s, _ = torch.linalg.svd(xc, full_matrices=False)
+    ``variance`` of the total, i.e. ``U_k S_k`` (in units of a power of two)."""
+    xc, _ = _centred(t)
+    with linalg_errors(f"the SVD of the centred {name}"):
+        u, s, _ = torch.linalg.svd(xc, full_matrices=False)
     energy = torch.cumsum(s.square(), dim=0)
     target = energy.new_tensor([variance]) * energy[-1]
     kept = int(torch.searchsorted(energy, target)) + 1
@@ -647,8 +714,8 @@ def svcca(x: ArrayLike, y: ArrayLike, variance: float = 0.99) -> float:
     xt, yt = _paired(x, y, function="svcca", min_samples=3)
     _require_variance(xt, "x", "svcca")
     _require_variance(yt, "y", "svcca")
-    xr = _principal_reduction(xt, float(variance))
-    yr = _principal_reduction(yt, float(variance))
+    xr = _principal_reduction(xt, float(variance), "x")
+    yr = _principal_reduction(yt, float(variance), "y")
     _check_cca_samples(
         xt.shape[0],
         xr.shape[1],
@@ -662,22 +729,23 @@ def svcca(x: ArrayLike, y: ArrayLike, variance: float = 0.99) -> float:
 # Neighbourhoods.
 
 
-def _prepare_rows(t: Tensor, mean: Tensor | None) -> Tensor:
-    """Float64 rows ready for the scores: centred (euclidean, ``mean`` given) or unit (cosine)."""
-    t = _f64(t)
-    return _unit_rows(t) if mean is None else t - mean
+def _prepare_rows(t: Tensor, mean: Tensor | None, k: int) -> Tensor:
+    """Float64 rows ready for the scores: divided by ``2^k`` and centred (euclidean, ``mean``
+    given), or unit (cosine)."""
+    return _unit_rows(t) if mean is None else _f64(t, k) - mean
 
 
-def _neighbour_scores(t: Tensor, start: int, stop: int, mean: Tensor | None) -> Tensor:
+def _neighbour_scores(t: Tensor, start: int, stop: int, mean: Tensor | None, k: int) -> Tensor:
     """``(stop - start, N)`` scores (higher = nearer) of rows ``start:stop`` against all rows:
     cosine similarity (``mean`` None), or minus the squared euclidean distance of the data
-    centred by ``mean`` (centring first keeps the digits of the expansion)."""
+    divided by ``2^k`` and centred by ``mean`` (centring first keeps the digits of the
+    expansion; the power of two changes no order)."""
     n, d = t.shape
-    queries = _prepare_rows(t[start:stop], mean)
+    queries = _prepare_rows(t[start:stop], mean, k)
     out = torch.empty(stop - start, n, dtype=_F64, device=t.device)
     sq_q = queries.square().sum(dim=1, keepdim=True)
     for lo, hi in _rows(n, _block_rows(d)):
-        keys = _prepare_rows(t[lo:hi], mean)
+        keys = _prepare_rows(t[lo:hi], mean, k)
         block = queries @ keys.T
         if mean is not None:  # -||q - k||^2 of centred rows
             block = 2.0 * block - sq_q - keys.square().sum(dim=1)
@@ -699,13 +767,15 @@ def _knn_mask(scores: Tensor, start: int, k: int) -> Tensor:
 
 def _knn_intersections(x: Tensor, y: Tensor, k: int, metric: str, chunk_size: int | None) -> Tensor:
     n = x.shape[0]
-    mean_x = _column_mean(x) if metric == "euclidean" else None
-    mean_y = _column_mean(y) if metric == "euclidean" else None
+    euclidean = metric == "euclidean"
+    kx, ky = (exponent(x), exponent(y)) if euclidean else (0, 0)
+    mean_x = _column_mean(x, kx) if euclidean else None
+    mean_y = _column_mean(y, ky) if euclidean else None
     chunk = chunk_size or _block_rows(n)
     inter = torch.empty(n, dtype=_F64, device=x.device)
     for start, stop in _rows(n, chunk):
-        mask_x = _knn_mask(_neighbour_scores(x, start, stop, mean_x), start, k)
-        mask_y = _knn_mask(_neighbour_scores(y, start, stop, mean_y), start, k)
+        mask_x = _knn_mask(_neighbour_scores(x, start, stop, mean_x, kx), start, k)
+        mask_y = _knn_mask(_neighbour_scores(y, start, stop, mean_y, ky), start, k)
         inter[start:stop] = (mask_x & mask_y).sum(dim=1)
     return inter
 
@@ -814,11 +884,11 @@ def retrieval(x: ArrayLike, y: ArrayLike, chunk_size: int | None = None) -> Retr
     tau = 2.0 * (d + 2) * _EPS
     ranks = torch.empty(n, dtype=_F64, device=xt.device)
     for start, stop in _rows(n, chunk):
-        queries = _unit_rows(_f64(xt[start:stop]))
-        own = (queries * _unit_rows(_f64(yt[start:stop]))).sum(dim=1, keepdim=True)
+        queries = _unit_rows(xt[start:stop])
+        own = (queries * _unit_rows(yt[start:stop])).sum(dim=1, keepdim=True)
         beaten = torch.zeros(stop - start, dtype=torch.long, device=xt.device)
         for lo, hi in _rows(n, chunk):
-            hits = queries @ _unit_rows(_f64(yt[lo:hi])).T >= own - tau
+            hits = queries @ _unit_rows(yt[lo:hi]).T >= own - tau
             if lo == start:  # the diagonal block: j = i is not a competitor
                 hits.diagonal().fill_(False)
             beaten += hits.sum(dim=1)
@@ -842,7 +912,7 @@ def mean_cosine(x: ArrayLike, y: ArrayLike) -> float:
     xt, yt = _paired(x, y, function="mean_cosine", min_samples=1, same_dim=True)
     total = torch.zeros((), dtype=_F64, device=xt.device)
     for start, stop in _rows(xt.shape[0], _block_rows(2 * xt.shape[1])):
-        cos = (_unit_rows(_f64(xt[start:stop])) * _unit_rows(_f64(yt[start:stop]))).sum(dim=1)
+        cos = (_unit_rows(xt[start:stop]) * _unit_rows(yt[start:stop])).sum(dim=1)
         total += cos.sum()
     return float(total / xt.shape[0])
 
@@ -855,17 +925,17 @@ def _condensed_distances(t: Tensor, metric: str) -> Tensor:
     """Pairwise distances ``d(t_i, t_j)`` for ``i < j`` in row-major order (scipy's pdist)."""
     n = t.shape[0]
     if metric == "euclidean":
-        data = _f64(t) - _column_mean(t)
+        k = exponent(t)  # distances in units of 2^k: the correlation is scale-invariant
+        data = _f64(t, k) - _column_mean(t, k)
         sq_norms = data.square().sum(dim=1)
     else:
-        data = _unit_rows(_f64(t))
+        data = _unit_rows(t)
     parts = []
     for start, stop in _rows(n, _block_rows(max(n, t.shape[1]))):
         rows, later_rows = data[start:stop], data[start:]  # only j >= start is needed
         gram = rows @ later_rows.T
         if metric == "euclidean":
-            sq = sq_norms[start:stop, None] + sq_norms[None, start:] - 2.0 * gram
-            block = sq.clamp_min(0.0).sqrt()
+            block = _sq_distances(sq_norms[start:stop], sq_norms[start:], gram, t.shape[1]).sqrt()
         else:
             block = 1.0 - gram
         cols = torch.arange(start, n, device=t.device)
@@ -903,7 +973,8 @@ def distance_correlation(
     correlation, the Pearson correlation of their ranks with tied values given their average
     rank (``method="spearman"``; ties are exactly equal computed distances). Euclidean
     distances use the Gram expansion ``||u||^2 + ||v||^2 - 2 <u, v>`` of the centred data
-    (BLAS speed; absolute rounding ~eps times the squared data scale). This is the paper's
+    (BLAS speed; absolute rounding ~eps times the squared data scale, and a squared distance
+    within that rounding of 0 is 0, so coincident points tie exactly). This is the paper's
     "correlation of distances" across training seeds (its Figure 3). 1 for isometric copies;
     invariant to orthogonal maps (euclidean: also translation) and isotropic scaling.
 
