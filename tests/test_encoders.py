@@ -89,6 +89,16 @@ def test_registry_lists_every_builtin_with_its_metadata() -> None:
 def test_registry_errors_name_the_argument() -> None:
     with pytest.raises(KeyError, match="unknown encoder"):
         encoders.get("no-such-encoder")
+    for name in ("no-such-encoder", "hf:", "nofamily:x"):
+        with pytest.raises(encoders.UnknownEncoderError) as error:
+            encoders.get(name)
+        # a ValueError too, and its message reads unquoted (a bare KeyError's str() is a repr)
+        assert isinstance(error.value, ValueError)
+        assert str(error.value).startswith(f"unknown encoder name {name!r}; known: minilm-l6")
+        with pytest.raises(encoders.UnknownEncoderError):
+            encoders.info(name)
+    with pytest.raises(TypeError, match="encoder name must be a str"):
+        encoders.info(3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="name"):
         encoders.register("x:y", encoders.get, modality="text", dim=3)
     with pytest.raises(ValueError, match="already registered"):
@@ -97,6 +107,41 @@ def test_registry_errors_name_the_argument() -> None:
         encoders.register("new-one", encoders.get, modality="audio", dim=3)
     with pytest.raises(ValueError, match="dim"):
         encoders.register("new-one", encoders.get, modality="text", dim=0)
+
+
+def test_info_reads_the_registry_without_building() -> None:
+    listed = {info.name: info for info in encoders.available()}
+    for name in encoders.BUILTINS:
+        info = encoders.info(name)
+        assert (info.name, info.modality, info.dim, info.install_hint) == (
+            listed[name].name,
+            listed[name].modality,
+            listed[name].dim,
+            listed[name].install_hint,
+        )
+    families = {f.name.split(":")[0]: f for f in encoders.families()}
+    for prefix, family in families.items():
+        info = encoders.info(f"{prefix}:some/model")
+        assert (info.modality, info.dim) == (family.modality, None)
+        assert info.is_available() == family.is_available()
+
+
+def test_encode_checks_its_arguments_before_loading(monkeypatch: pytest.MonkeyPatch) -> None:
+    from latentbridge import data
+    from latentbridge.encoding import encode
+
+    def no_loading(*args: object, **kwargs: object) -> None:
+        raise AssertionError("loaded the dataset before checking the arguments")
+
+    monkeypatch.setattr(data, "load", no_loading)
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        encode("digits", "glove-50d", batch_size=0)
+    with pytest.raises(ValueError, match="chunk_size must be >= 1, got -1"):
+        encode("digits", "glove-50d", chunk_size=-1)
+    with pytest.raises(TypeError, match="batch_size must be an int"):
+        encode("digits", "glove-50d", batch_size=2.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="dataset_options must be a dict"):
+        encode("digits", "glove-50d", dataset_options=["seed"])  # type: ignore[arg-type]
 
 
 def test_cache_dir_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -11,7 +11,13 @@ import yaml
 
 from latentbridge.cli import main
 from latentbridge.experiments import stitching
-from latentbridge.experiments.config import ConfigError, builtin_configs, load_config, parse_config
+from latentbridge.experiments.config import (
+    ConfigError,
+    builtin_configs,
+    check_runnable,
+    load_config,
+    parse_config,
+)
 
 TINY = {
     "name": "tiny",
@@ -66,6 +72,7 @@ def test_builtin_configs_validate() -> None:
     for name in builtin_configs():
         config = load_config(name)
         assert config.name == name and config.datasets
+        check_runnable(config)  # every encoder they name is installed (as CI installs them)
         tasks[name] = config.task
     assert tasks["reconstruction"] == "reconstruction" and tasks["graph"] == "graph"
     assert tasks["similarity"] == "similarity" and tasks["quick"] == "classification"
@@ -88,7 +95,7 @@ def test_builtin_configs_validate() -> None:
         ({"datasets": [{"name": "cifar1000", "encoders": ["x"]}]}, "'datasets[0].name'"),
         ({"datasets": [{"name": "wordnet"}]}, "'datasets[0].encoders'"),
         (
-            {"datasets": [{"name": "wordnet", "encoders": ["a"], "colour": 1}]},
+            {"datasets": [{"name": "wordnet", "encoders": ["minilm-l6"], "colour": 1}]},
             "'datasets[0].colour'",
         ),
     ],
@@ -127,7 +134,7 @@ def test_bad_configs_name_the_key(change: dict, key: str) -> None:
         (
             {
                 "task": "similarity",
-                "datasets": [{"name": "wordnet", "encoders": ["a"]}],
+                "datasets": [{"name": "wordnet", "encoders": ["minilm-l6"]}],
                 "similarity": {"measures": ["accuracy"]},
             },
             "'similarity.measures'",
@@ -135,7 +142,7 @@ def test_bad_configs_name_the_key(change: dict, key: str) -> None:
         (
             {
                 "task": "similarity",
-                "datasets": [{"name": "wordnet", "encoders": ["a"]}],
+                "datasets": [{"name": "wordnet", "encoders": ["minilm-l6"]}],
                 "metrics": ["linear_cka"],
             },
             "'metrics'",
@@ -345,3 +352,250 @@ def test_builtin_configs_load_their_datasets(name: str) -> None:
             loaded = data.load(ds.name, split, **ds.options)
             size = loaded.num_nodes if isinstance(loaded, data.GraphDataset) else len(loaded)
             assert size > 0
+
+
+# -- validation: numbers, names, datasets and encoders ------------------------------------
+
+SYNTHETIC = TINY["datasets"][0]
+
+
+def _with_synthetic(**changes: object) -> dict:
+    return {**TINY, "datasets": [{**SYNTHETIC, "synthetic": {**SYNTHETIC["synthetic"], **changes}}]}
+
+
+GRAPH = {"name": "g", "task": "graph", "datasets": [{"name": "sbm"}]}
+RECONSTRUCTION = {"name": "r", "task": "reconstruction", "datasets": [{"name": "digits"}]}
+
+
+NUMBERS = [
+    (lambda v: {**TINY, "head": {"lr": v}}, "head.lr"),
+    (lambda v: {**TINY, "head": {"weight_decay": v}}, "head.weight_decay"),
+    (lambda v: {**GRAPH, "graph": {"lr": v}}, "graph.lr"),
+    (lambda v: {**GRAPH, "graph": {"dropout": v}}, "graph.dropout"),
+    (lambda v: {**GRAPH, "graph": {"weight_decay": v}}, "graph.weight_decay"),
+    (lambda v: {**RECONSTRUCTION, "reconstruction": {"lr": v}}, "reconstruction.lr"),
+    (lambda v: {**RECONSTRUCTION, "reconstruction": {"beta": v}}, "reconstruction.beta"),
+    (lambda v: _with_synthetic(separation=v), "datasets[0].synthetic.separation"),
+    (lambda v: _with_synthetic(noise=v), "datasets[0].synthetic.noise"),
+]
+OPTIONS = [  # free-form option values: a float must be finite (a big integer is valid JSON)
+    (
+        lambda v: {**GRAPH, "datasets": [{"name": "sbm", "options": {"p_in": v}}]},
+        "datasets[0].options.p_in",
+    ),
+    (
+        lambda v: {**GRAPH, "datasets": [{"name": "sbm", "options": {"p_in": [0.1, v]}}]},
+        "datasets[0].options.p_in[1]",
+    ),
+]
+NON_FINITE = [float("inf"), float("-inf"), float("nan")]
+
+
+@pytest.mark.parametrize(
+    ("build", "key", "bad"),
+    [(b, k, v) for b, k in NUMBERS for v in [*NON_FINITE, 10**400]]
+    + [(b, k, v) for b, k in OPTIONS for v in NON_FINITE],
+)
+def test_non_finite_numbers_are_refused_everywhere(build, key: str, bad: float) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError, match=re.escape(f"'{key}'")):
+        parse_config(build(bad))
+    parse_config(build(0.25))  # the control: a finite value in range is accepted
+
+
+def test_yaml_infinity_and_nan_name_the_key(tmp_path: Path) -> None:
+    for text in (".inf", ".nan", "-.inf"):
+        path = tmp_path / "c.yaml"
+        path.write_text(yaml.safe_dump(TINY).replace("hidden: 32", f"hidden: 32\n  lr: {text}"))
+        with pytest.raises(ConfigError, match=r"'head\.lr': must be a finite number"):
+            load_config(path)
+
+
+@pytest.mark.parametrize("name", ["../../x", "a/b", ".hidden", "", "has space", "x\\y", 3, None])
+def test_config_names_are_safe_slugs(name: object) -> None:
+    with pytest.raises(ConfigError, match="'name'"):
+        parse_config({**TINY, "name": name})
+
+
+def test_a_file_name_that_is_not_a_slug_needs_a_name_key(tmp_path: Path) -> None:
+    path = tmp_path / "my config.yaml"
+    path.write_text(yaml.safe_dump({k: v for k, v in TINY.items() if k != "name"}))
+    with pytest.raises(ConfigError, match="add a 'name' key"):
+        load_config(path)
+    path.write_text(yaml.safe_dump({**TINY, "name": "my-config_2.1"}))
+    assert load_config(path).name == "my-config_2.1"
+    path.rename(tmp_path / "stem.yaml")
+    path = tmp_path / "stem.yaml"
+    path.write_text(yaml.safe_dump({k: v for k, v in TINY.items() if k != "name"}))
+    assert load_config(path).name == "stem"
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"datasets": [{"name": "drug-reviews", "encoders": ["nosuch"]}]}, "datasets[0].encoders"),
+        (
+            {"datasets": [{"name": "drug-reviews", "encoders": ["open-nsfw-resnet50"]}]},
+            "datasets[0].encoders",
+        ),
+        (
+            {"datasets": [{"name": "digits", "encoders": ["glove-50d"]}]},
+            "datasets[0].encoders",
+        ),
+        (
+            {
+                "datasets": [
+                    {"name": "drug-reviews", "encoders": ["glove-50d"], "options": {"x": 1}}
+                ]
+            },
+            "datasets[0].options.x",
+        ),
+        (
+            {
+                "datasets": [
+                    {"name": "wordnet", "encoders": ["glove-50d"], "options": {"num_class": 5}}
+                ]
+            },
+            "datasets[0].options.num_class",
+        ),
+        (
+            {
+                "datasets": [
+                    {"name": "drug-reviews", "encoders": ["glove-50d"], "test_split": "dev"}
+                ]
+            },
+            "datasets[0].test_split",
+        ),
+        (
+            {
+                "datasets": [
+                    {"name": "wordnet", "trained_encoders": {"architectures": ["mlp"]}},
+                ]
+            },
+            "datasets[0].trained_encoders",
+        ),
+        ({"datasets": [{**SYNTHETIC, "encoders": ["glove-50d"]}]}, "datasets[0].encoders"),
+        (_with_synthetic(transformations=[]), "datasets[0].synthetic.transformations"),
+        (_with_synthetic(num_samples=10), "datasets[0].synthetic.num_samples"),
+        (_with_synthetic(dim=1), "datasets[0].synthetic.dim"),
+        ({"seeds": [0, 0]}, "seeds"),
+        ({"seeds": [2**32]}, "seeds"),
+        ({"seeds": [True]}, "seeds"),
+        ({"anchors": {"seed": -1}}, "anchors.seed"),
+        ({"anchors": {"strategy": ["uniform"]}}, "anchors.strategy"),
+        ({"variants": {"normalization": ["none"]}}, "variants.normalization"),
+        ({"head": {1: 2}}, "head"),
+        (
+            {
+                "datasets": [
+                    {"name": "drug-reviews", "encoders": ["glove-50d"], "options": {"d": {1}}}
+                ]
+            },
+            "datasets[0].options.d",
+        ),
+    ],
+)
+def test_names_and_options_are_checked_against_the_registries(change: dict, key: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(f"'{key}'")):
+        parse_config({**TINY, **change})
+
+
+def test_registered_and_family_encoders_are_accepted() -> None:
+    config = parse_config(
+        {**TINY, "datasets": [{"name": "drug-reviews", "encoders": ["glove-50d", "hf:./model"]}]}
+    )
+    assert config.datasets[0].encoders == ("glove-50d", "hf:./model")
+
+
+def test_run_checks_a_config_built_in_python_before_writing(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from latentbridge.experiments.config import HeadConfig
+
+    config = parse_config(TINY)
+    out = tmp_path / "run"
+    for bad, key in (
+        (replace(config, name="../escape"), "'name'"),
+        (replace(config, head=HeadConfig(lr=float("nan"))), "'head.lr'"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(key)):
+            stitching.run(bad, out, progress=False, report=False)
+    for seeds in ([], [0, 0], [-1], ["0"]):
+        with pytest.raises(ConfigError, match="'seeds'"):
+            stitching.run(config, out, seeds=seeds, progress=False, report=False)
+    assert not out.exists()
+
+
+def test_run_refuses_an_encoder_that_is_not_installed(tmp_path: Path) -> None:
+    import torch
+
+    from latentbridge import encoders
+
+    class Missing(encoders.ModuleEncoder):
+        def is_available(self) -> bool:
+            return False
+
+    encoders.register(
+        "test-missing",
+        lambda: Missing("test-missing", torch.nn.Identity(), "text", 3),
+        modality="text",
+        dim=3,
+        install_hint="pip install test-missing",
+    )
+    try:
+        config = parse_config(
+            {**TINY, "datasets": [{"name": "drug-reviews", "encoders": ["test-missing"]}]}
+        )
+        with pytest.raises(RuntimeError, match=r"'test-missing' is not installed.*pip install"):
+            stitching.run(config, tmp_path / "run", progress=False, report=False)
+    finally:
+        encoders.unregister("test-missing")
+    assert not (tmp_path / "run").exists()
+
+
+# -- the run folder: resume, replace an unfinished config, refuse another's results ---------
+
+
+def _tiny(**changes: object) -> object:
+    return parse_config(
+        {**TINY, "variants": {"projections": ["l1"], "aggregations": []}, **changes}
+    )
+
+
+def test_a_folder_without_finished_work_takes_the_new_config(tmp_path: Path) -> None:
+    import json
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps({"name": "an-old-failed-run", "seeds": [7]}))
+    config = _tiny()
+    stitching.run(config, out, progress=False, report=False)
+    stored = json.loads((out / "config.json").read_text())
+    assert stored["name"] == "tiny" and stored["seeds"] == [0]
+    assert list((out / "cells").glob("*.csv"))
+    (out / "config.json").write_text("{not json")  # unreadable, with finished cells: refused
+    with pytest.raises(ValueError, match="different config"):
+        stitching.run(config, out, progress=False, report=False)
+
+
+def test_finished_cells_or_models_of_another_config_are_refused(tmp_path: Path) -> None:
+    import json
+
+    out = tmp_path / "run"
+    stitching.run(_tiny(), out, progress=False, report=False)
+    before = (out / "config.json").read_bytes()
+    with pytest.raises(ValueError, match="different config"):
+        stitching.run(_tiny(seeds=[1]), out, progress=False, report=False)
+    assert (out / "config.json").read_bytes() == before
+    # trained weights are finished work too: reusing them under another config would be wrong
+    models = tmp_path / "models-only"
+    (models / "models" / "digits").mkdir(parents=True)
+    (models / "models" / "digits" / "absolute__ae-0__abc.pt").write_bytes(b"weights")
+    (models / "config.json").write_text(json.dumps({"name": "other"}))
+    with pytest.raises(ValueError, match="different config"):
+        stitching.run(_tiny(), models, progress=False, report=False)
+    assert json.loads((models / "config.json").read_text()) == {"name": "other"}
+    # cells without any config.json cannot be attributed: refused, not adopted
+    (out / "config.json").unlink()
+    with pytest.raises(ValueError, match=r"no config\.json"):
+        stitching.run(_tiny(), out, progress=False, report=False)
+    assert not (out / "config.json").exists()

@@ -1,4 +1,9 @@
-"""The ``latentbridge`` command line: parses arguments and calls the library, nothing more."""
+"""The ``latentbridge`` command line: parses arguments and calls the library, nothing more.
+
+A user error (a bad argument, config or input file, an output path that cannot be written)
+ends the command with exit status 2 and one line on standard error, ``latentbridge COMMAND:
+error: ...``, naming the argument or path; output paths are checked before any long work.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,10 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
 
-__all__ = ["invariance_table", "main"]
+__all__ = ["build_parser", "invariance_table", "main"]
 
 _MARK = {True: "✓", False: "·"}
 
@@ -107,8 +114,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     from .analysis import invariance_profile
     from .anchors import select
-    from .io import load_embeddings
+    from .io import load_embeddings, load_labels
 
+    if args.plot is not None:
+        _check_plot_path(args.plot)
     x = load_embeddings(args.a, args.key_a)
     y = load_embeddings(args.b, args.key_b)
     if x.shape[0] != y.shape[0]:
@@ -116,7 +125,24 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             f"A and B must hold the same samples in the same order, got N={x.shape[0]} and "
             f"N={y.shape[0]}"
         )
-    labels = None if args.labels is None else np.load(args.labels, allow_pickle=False)
+    if x.shape[0] < 2:
+        raise ValueError(f"A and B must hold at least 2 samples, got N={x.shape[0]}")
+    for path, array in ((args.a, x), (args.b, y)):
+        bad = ~np.isfinite(array)
+        if bad.any():
+            row, col = (int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"{path!r} holds {int(bad.sum())} NaN or infinite value(s), the first at row "
+                f"{row}, column {col}"
+            )
+    labels = None
+    if args.labels is not None:
+        labels = load_labels(args.labels)
+        if labels.shape[0] != x.shape[0]:
+            raise ValueError(
+                f"--labels {args.labels!r} holds {labels.shape[0]} labels, but A and B hold "
+                f"N={x.shape[0]} samples"
+            )
     k = min(args.anchors, x.shape[0] // 2)
     idx = select(x, k, args.strategy, labels=labels, seed=args.seed)
     profile = invariance_profile(
@@ -187,16 +213,22 @@ def _cmd_encoders(args: argparse.Namespace) -> int:
 
 
 def _parse_options(pairs: Sequence[str]) -> dict[str, object]:
+    """``KEY=VALUE`` pairs; a value is JSON when it parses as JSON (but not NaN or Infinity)."""
     import json
+
+    def refuse(constant: str) -> object:
+        raise ValueError(f"--option {key}: {constant} is not a finite number")
 
     options: dict[str, object] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
             raise ValueError(f"--option takes KEY=VALUE, got {pair!r}")
+        if key in options:
+            raise ValueError(f"--option {key} is given twice")
         try:
-            options[key] = json.loads(raw)
-        except ValueError:
+            options[key] = json.loads(raw, parse_constant=refuse)
+        except json.JSONDecodeError:
             options[key] = raw
     return options
 
@@ -205,12 +237,20 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     from .cache import EmbeddingCache
     from .encoding import encode
 
+    if args.out:
+        from .io import check_embedding_path
+
+        check_embedding_path(args.out, "--out")
+        _check_output(args.out, "--out", folder=False)
+    if args.cache:
+        _check_output(args.cache, "--cache", folder=True)
+    options = _parse_options(args.option)
     cache = EmbeddingCache(args.cache) if args.cache else EmbeddingCache()
     latents = encode(
         args.dataset,
         args.encoder,
         args.split,
-        dataset_options=_parse_options(args.option),
+        dataset_options=options,
         batch_size=args.batch_size,
         cache=cache,
         progress=not args.quiet,
@@ -233,6 +273,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     out = args.out or f"runs/{config.name}"
+    _check_output(out, "--out" if args.out else "the output folder", folder=True)
     results = run(
         config,
         out,
@@ -269,15 +310,99 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from .experiments.report import write_report
 
+    folder = Path(args.dir)
+    if not folder.is_dir():
+        raise ValueError(f"DIR {args.dir!r} is not a folder")
+    if not (folder / "results.csv").is_file():
+        raise ValueError(
+            f"DIR {args.dir!r} holds no results.csv: it is not the folder of a `latentbridge run`"
+        )
+    _check_output(args.dir, "DIR", folder=True)
     print(f"report: {write_report(args.dir)}")
     return 0
+
+
+# -- argument checks ------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the usage is one ``--help`` away."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    from .experiments.config import SEED_MAX
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, {SEED_MAX}], got {text!r}")
+    return value
+
+
+def _check_output(path: str | os.PathLike[str], option: str, *, folder: bool) -> None:
+    """Refuse an output ``path`` that cannot be written, before any work (``ValueError``).
+
+    A folder must not be a file and a file not a folder; the nearest existing ancestor must be
+    a writable folder (missing folders are created on write).
+    """
+    target = Path(path)
+    shown = repr(str(path))
+    if target.exists():
+        if folder and not target.is_dir():
+            raise ValueError(f"{option} {shown} is a file, not a folder")
+        if not folder and target.is_dir():
+            raise ValueError(f"{option} {shown} is a folder, not a file")
+    existing = target if folder else target.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{option} {shown} lies under {str(existing)!r}, which is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {shown}: no permission to write in {str(existing)!r}")
+
+
+def _check_plot_path(path: str) -> None:
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError("--plot needs matplotlib: pip install matplotlib") from error
+    formats = sorted(FigureCanvasBase.get_supported_filetypes())
+    if Path(path).suffix.lower().lstrip(".") not in formats:
+        raise ValueError(f"--plot must end with an image format suffix {formats}, got {path!r}")
+    _check_output(path, "--plot", folder=False)
+
+
+def _one_line(error: BaseException) -> str:
+    """The error's message on one line; an OSError as 'what: path'."""
+    if isinstance(error, OSError) and error.strerror and error.filename is not None:
+        text = f"{error.strerror}: {str(error.filename)!r}"
+        if error.filename2 is not None:
+            text += f" -> {str(error.filename2)!r}"
+    else:
+        text = str(error) or type(error).__name__
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__, aggregations, normalization
     from .transformations import TRANSFORMATIONS
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="latentbridge",
         description="Latent space communication with relative projections and their product.",
     )
@@ -298,11 +423,11 @@ def build_parser() -> argparse.ArgumentParser:
     quick = sub.add_parser(
         "quickstart", help="stitch two synthetic spaces related by an unknown transformation"
     )
-    quick.add_argument("--seed", type=int, default=0)
-    quick.add_argument("--samples", type=int, default=4000)
-    quick.add_argument("--dim", type=int, default=32)
-    quick.add_argument("--anchors", type=int, default=256)
-    quick.add_argument("--epochs", type=int, default=10)
+    quick.add_argument("--seed", type=_seed, default=0)
+    quick.add_argument("--samples", type=_positive_int, default=4000)
+    quick.add_argument("--dim", type=_positive_int, default=32)
+    quick.add_argument("--anchors", type=_positive_int, default=256)
+    quick.add_argument("--epochs", type=_positive_int, default=10)
     quick.add_argument("--aggregation", default="mlp_sum", choices=aggregations.available())
     quick.add_argument(
         "--transformations",
@@ -329,10 +454,12 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("b", help="embeddings of space B, shape (N, D_B)")
     cmp_.add_argument("--key-a", default=None, help="tensor name in A's safetensors file")
     cmp_.add_argument("--key-b", default=None, help="tensor name in B's safetensors file")
-    cmp_.add_argument("--anchors", type=int, default=300, help="number of anchors (<= N/2)")
+    cmp_.add_argument(
+        "--anchors", type=_positive_int, default=300, help="number of anchors (<= N/2)"
+    )
     cmp_.add_argument("--strategy", default="uniform", choices=anchors.available())
     cmp_.add_argument("--labels", default=None, help=".npy labels, for --strategy stratified")
-    cmp_.add_argument("--seed", type=int, default=0)
+    cmp_.add_argument("--seed", type=_seed, default=0)
     cmp_.add_argument("--metric", default="linear_cka", choices=list(PROFILE_METRICS))
     cmp_.add_argument(
         "--projections",
@@ -369,7 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a dataset option (value parsed as JSON when it can be), repeatable",
     )
-    enc.add_argument("--batch-size", type=int, default=64)
+    enc.add_argument("--batch-size", type=_positive_int, default=64)
     enc.add_argument("--cache", default=None, help="cache folder (default $LATENTBRIDGE_CACHE)")
     enc.add_argument("--out", default=None, help="also write the latents here (.npy/.safetensors)")
     enc.add_argument("--refresh", action="store_true", help="recompute even if cached")
@@ -385,7 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run_.add_argument("config", nargs="?", default="quick", help="built-in name or YAML path")
     run_.add_argument("--out", default=None, help="output folder (default runs/<config name>)")
-    run_.add_argument("--seeds", type=int, nargs="+", default=None, help="override the seeds")
+    run_.add_argument("--seeds", type=_seed, nargs="+", default=None, help="override the seeds")
     run_.add_argument("--quiet", action="store_true", help="no progress output")
     run_.set_defaults(func=_cmd_run)
 
@@ -396,6 +523,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status.
+
+    A user error exits with status 2 (``SystemExit``) after one line on standard error; an
+    interruption (Ctrl-C) returns 130 after one line.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -403,8 +535,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader (e.g. `head`) closed the pipe: not an error
         sys.stdout = open(os.devnull, "w")
         return 0
-    except (ValueError, TypeError, FileNotFoundError, ImportError, RuntimeError) as error:
-        parser.exit(2, f"latentbridge {args.command}: error: {error}\n")
+    except KeyboardInterrupt:
+        print(f"latentbridge {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, ImportError, RuntimeError, OSError) as error:
+        parser.exit(2, f"latentbridge {args.command}: error: {_one_line(error)}\n")
 
 
 if __name__ == "__main__":

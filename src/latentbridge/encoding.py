@@ -36,24 +36,36 @@ def encode(
         progress: draw a progress bar on standard error.
         refresh: recompute even if cached.
 
+    Raises:
+        ValueError: an unknown dataset, split or encoder name (the encoder's is an
+            :class:`~latentbridge.encoders.UnknownEncoderError`), an encoder of another
+            modality than the dataset, or a ``batch_size`` / ``chunk_size`` below 1.
+
     Returns:
         ``float32 (N, dim)``, row i the latent of sample i of the split.
     """
     from . import data
 
+    for argument, value in (("batch_size", batch_size), ("chunk_size", chunk_size)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{argument} must be an int, got {type(value).__name__}")
+        if value < 1:
+            raise ValueError(f"{argument} must be >= 1, got {value}")
+    if dataset_options is not None and not isinstance(dataset_options, dict):
+        raise TypeError(f"dataset_options must be a dict, got {type(dataset_options).__name__}")
     options = dict(dataset_options or {})
+    if isinstance(encoder, str):  # an unknown name fails here, before the data is loaded
+        from . import encoders
+
+        enc = encoders.get(encoder)
+    else:
+        enc = encoder
     loaded = data.load(dataset, split, **options)
     if not isinstance(loaded, data.Dataset):
         raise ValueError(
             f"dataset {dataset!r} is a graph: its node features are given; encoders apply to "
             "vision and text datasets"
         )
-    if isinstance(encoder, str):
-        from . import encoders
-
-        enc = encoders.get(encoder)
-    else:
-        enc = encoder
     if enc.modality != loaded.modality:
         raise ValueError(
             f"encoder {enc.name!r} encodes {enc.modality} but dataset {dataset!r} is "

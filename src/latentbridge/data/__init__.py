@@ -11,7 +11,7 @@ the registry (nothing heavy is imported before a dataset is loaded).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -155,6 +155,31 @@ def available(modality: str | None = None) -> list[DatasetSpec]:
     return [s for s in _REGISTRY.values() if modality is None or s.modality == modality]
 
 
+def option_names(name: str) -> list[str] | None:
+    """The options the loader of dataset ``name`` accepts (None: it takes any keyword)."""
+    import inspect
+
+    loader = get(name).loader
+    try:
+        parameters = list(inspect.signature(loader).parameters.values())[1:]  # after split
+    except (TypeError, ValueError):  # a loader without a signature: nothing to check
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return sorted(p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.POSITIONAL_ONLY))
+
+
+def check_options(name: str, options: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` naming the first of ``options`` that dataset ``name`` does not take."""
+    accepted = option_names(name)
+    if accepted is None:
+        return
+    for option in options:
+        if option not in accepted:
+            takes = f"its options are {accepted}" if accepted else "it takes no options"
+            raise ValueError(f"{option!r} is not an option of dataset {name!r}; {takes}")
+
+
 def load(name: str, split: str = "train", **options: Any) -> LoadResult:
     """Load ``split`` of the dataset ``name``; options are the dataset's own (documented there).
 
@@ -165,6 +190,7 @@ def load(name: str, split: str = "train", **options: Any) -> LoadResult:
     if split not in spec.splits:
         raise ValueError(f"split for {name!r} must be one of {list(spec.splits)}, got {split!r}")
     # A root or a download request points the loader elsewhere; it reports a missing source.
+    check_options(name, options)
     redirected = options.get("root") is not None or bool(options.get("download"))
     if not redirected and not spec.is_available():
         raise SourceMissingError(f"dataset {name!r} is not available here: {spec.install_hint}")

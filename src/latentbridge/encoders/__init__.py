@@ -62,11 +62,13 @@ __all__ = [
     "Progress",
     "SBertEncoder",
     "TimmEncoder",
+    "UnknownEncoderError",
     "available",
     "cache_dir",
     "families",
     "get",
     "hash_files",
+    "info",
     "register",
     "register_module",
     "state_dict_digest",
@@ -85,8 +87,23 @@ class _Entry:
 
 _REGISTRY: dict[str, _Entry] = {}
 
+
+class UnknownEncoderError(KeyError, ValueError):
+    """An encoder name is neither registered nor ``<family>:<id>``; the message lists the known.
+
+    A ``KeyError`` (a failed registry lookup) and a ``ValueError`` (a bad argument value), so
+    either ``except`` clause catches it.
+    """
+
+    def __str__(self) -> str:
+        # KeyError's str() is the repr of its argument; the message reads better unquoted.
+        return str(self.args[0]) if self.args else ""
+
+
+_Family = type[HFEncoder] | type[SBertEncoder] | type[TimmEncoder]
+
 #: Prefix families: ``get("hf:bert-base-uncased", pooling="mean")``.
-FAMILIES: dict[str, type[HFEncoder] | type[SBertEncoder] | type[TimmEncoder]] = {
+FAMILIES: dict[str, _Family] = {
     "hf": HFEncoder,
     "sbert": SBertEncoder,
     "timm": TimmEncoder,
@@ -159,17 +176,39 @@ def get(name: str, **options: Any) -> Encoder:
     """The encoder ``name`` built with ``options`` (nothing is loaded until first encode).
 
     ``name`` is a registered name (see :func:`available`) or ``<family>:<id>`` with a family
-    in :data:`FAMILIES`.
+    in :data:`FAMILIES`; anything else raises :class:`UnknownEncoderError`.
     """
-    if not isinstance(name, str):
-        raise TypeError(f"name must be a str, got {type(name).__name__}")
-    if name in _REGISTRY:
+    family = _family(name)
+    if family is None:
         return _REGISTRY[name].factory(**options)
+    cls, rest = family
+    return cls(rest, **options)
+
+
+def info(name: str) -> EncoderInfo:
+    """Metadata of the encoder ``name``, read from the registry without building or loading it.
+
+    For ``<family>:<id>`` names ``dim`` is ``None`` and ``is_available()`` says whether the
+    family's runtime is installed (the model files may still need a download). Raises
+    :class:`UnknownEncoderError` for an unknown name, like :func:`get`.
+    """
+    family = _family(name)
+    if family is None:
+        return _info(name, _REGISTRY[name])
+    return _family_info(name, family[0])
+
+
+def _family(name: str) -> tuple[_Family, str] | None:
+    """``None`` for a registered ``name``, else its family class and model id."""
+    if not isinstance(name, str):
+        raise TypeError(f"encoder name must be a str, got {type(name).__name__}")
+    if name in _REGISTRY:
+        return None
     prefix, sep, rest = name.partition(":")
-    if sep and prefix in FAMILIES:
-        return FAMILIES[prefix](rest, **options)
+    if sep and prefix in FAMILIES and rest:
+        return FAMILIES[prefix], rest
     known = ", ".join([*_REGISTRY, *(f"{p}:<id>" for p in FAMILIES)])
-    raise KeyError(f"unknown encoder name {name!r}; known: {known}")
+    raise UnknownEncoderError(f"unknown encoder name {name!r}; known: {known}")
 
 
 def available(modality: str | None = None) -> list[EncoderInfo]:
@@ -180,17 +219,21 @@ def available(modality: str | None = None) -> list[EncoderInfo]:
     if modality is not None and modality not in MODALITIES:
         raise ValueError(f"modality must be None or one of {MODALITIES}, got {modality!r}")
     return [
-        EncoderInfo(
-            name,
-            entry.modality,
-            entry.dim,
-            _probe(entry.factory),
-            entry.install_hint,
-            entry.description,
-        )
+        _info(name, entry)
         for name, entry in _REGISTRY.items()
         if modality is None or entry.modality == modality
     ]
+
+
+def _info(name: str, entry: _Entry) -> EncoderInfo:
+    return EncoderInfo(
+        name,
+        entry.modality,
+        entry.dim,
+        _probe(entry.factory),
+        entry.install_hint,
+        entry.description,
+    )
 
 
 def _probe(factory: Callable[..., Encoder]) -> Callable[[], bool]:
@@ -207,17 +250,18 @@ def _probe(factory: Callable[..., Encoder]) -> Callable[[], bool]:
 
 def families() -> list[EncoderInfo]:
     """Metadata of the prefix families (``dim`` is ``None``: it depends on the model id)."""
-    return [
-        EncoderInfo(
-            f"{prefix}:<id>",
-            cls.modality,
-            None,
-            functools.partial(_has_runtime, cls.requirements[0].replace("-", "_")),
-            cls.install_hint,
-            (cls.__doc__ or "").strip().splitlines()[0],
-        )
-        for prefix, cls in FAMILIES.items()
-    ]
+    return [_family_info(f"{prefix}:<id>", cls) for prefix, cls in FAMILIES.items()]
+
+
+def _family_info(name: str, cls: _Family) -> EncoderInfo:
+    return EncoderInfo(
+        name,
+        cls.modality,
+        None,
+        functools.partial(_has_runtime, cls.requirements[0].replace("-", "_")),
+        cls.install_hint,
+        (cls.__doc__ or "").strip().splitlines()[0],
+    )
 
 
 def _has_runtime(module: str) -> bool:

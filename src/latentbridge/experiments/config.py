@@ -14,17 +14,26 @@ the head and its optimiser, the seeds and the metrics. Tasks:
 - ``similarity``: the similarity of every pair of encoders' spaces under each invariance class
   (:mod:`latentbridge.experiments.similarity`, options in ``similarity``); the ``seeds`` choose
   the anchor sets.
- Unknown keys and bad values raise ``ConfigError`` naming
-the key (``datasets[0].encoders``). Built-in configs live next to this module
+
+Unknown keys and bad values raise ``ConfigError`` naming the key (``datasets[0].encoders``):
+numbers must be finite, dataset and encoder names registered (an encoder of the dataset's
+modality), dataset options accepted by the dataset's loader, and the config's ``name`` (which
+names its default output folder) a safe slug. Built-in configs live next to this module
 (``configs/<name>.yaml``) and are selected by name: ``quick`` (the default), ``text``, ``vision``,
 ``synthetic``, ``reconstruction``, ``graph``, ``similarity``.
 """
 
 from __future__ import annotations
 
+import inspect
+import json
+import math
 import os
+import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from importlib import resources
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +49,10 @@ __all__ = [
     "SimilarityConfig",
     "VariantConfig",
     "builtin_configs",
+    "check_runnable",
     "load_config",
     "parse_config",
+    "parse_seeds",
 ]
 
 
@@ -200,21 +211,55 @@ def _mapping(value: Any, key: str) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise _fail(key, f"must be a mapping, got {type(value).__name__}")
+    for name in value:
+        if not isinstance(name, str):
+            raise _fail(key, f"keys must be strings, got {name!r}")
     return value
 
 
-def _int(value: Any, key: str, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise _fail(key, f"must be an integer >= {minimum}, got {value!r}")
+def _int(value: Any, key: str, minimum: int = 0, maximum: int | None = None) -> int:
+    too_big = maximum is not None and isinstance(value, int) and value > maximum
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or too_big:
+        bounds = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise _fail(key, f"must be an integer {bounds}, got {value!r}")
     return value
 
 
 def _float(value: Any, key: str, minimum: float = 0.0, strict: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _fail(key, f"must be a number, got {value!r}")
-    if value < minimum or (strict and value == minimum):
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond the float range
+        number = math.inf
+    if not math.isfinite(number):
+        raise _fail(key, f"must be a finite number, got {value!r}")
+    if number < minimum or (strict and number == minimum):
         raise _fail(key, f"must be {'>' if strict else '>='} {minimum}, got {value!r}")
-    return float(value)
+    return number
+
+
+def _plain(value: Any, key: str) -> Any:
+    """``value`` if it is plain JSON data with finite numbers (what config.json stores)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _fail(key, f"must be a finite number, got {value!r}")
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _plain(item, f"{key}[{i}]")
+        return value
+    if isinstance(value, dict):
+        for name, item in _mapping(value, key).items():
+            _plain(item, f"{key}.{name}")
+        return value
+    raise _fail(key, f"must be a string, number, boolean, list or mapping, got {value!r}")
+
+
+def _choice(value: Any, key: str, choices: list[str]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise _fail(key, f"{value!r} is not one of {choices}")
+    return value
 
 
 def _strings(value: Any, key: str, choices: list[str] | None = None) -> tuple[str, ...]:
@@ -230,10 +275,28 @@ def _strings(value: Any, key: str, choices: list[str] | None = None) -> tuple[st
     return tuple(value)
 
 
-def _ints(value: Any, key: str) -> tuple[int, ...]:
-    if not isinstance(value, (list, tuple)) or not value:
+#: Seeds reach numpy and torch generators; 32 bits suit every one of them.
+SEED_MAX = 2**32 - 1
+
+
+def parse_seeds(value: Any, key: str = "seeds") -> tuple[int, ...]:
+    """``value`` as seeds: a non-empty list of distinct integers in ``[0, 2**32 - 1]``.
+
+    Raises :class:`ConfigError` naming ``key``.
+    """
+    items = None
+    if isinstance(value, Iterable) and not isinstance(value, (str, bytes, dict)):
+        items = list(value)
+    if not items:
         raise _fail(key, f"must be a non-empty list of integers, got {value!r}")
-    return tuple(_int(v, key) for v in value)
+    # numpy integers are integers too; booleans are not
+    seeds = tuple(
+        _int(v if isinstance(v, bool) or not isinstance(v, Integral) else int(v), key, 0, SEED_MAX)
+        for v in items
+    )
+    if len(set(seeds)) != len(seeds):
+        raise _fail(key, f"seeds must not repeat, got {list(seeds)}")
+    return seeds
 
 
 def _parse_trained(raw: Any, key: str) -> TrainedEncodersConfig | None:
@@ -249,11 +312,71 @@ def _parse_trained(raw: Any, key: str) -> TrainedEncodersConfig | None:
             f"{key}.architectures",
             ["mlp", "cnn", "resnet"],
         ),
-        seeds=_ints(raw.get("seeds", list(default.seeds)), f"{key}.seeds"),
+        seeds=parse_seeds(raw.get("seeds", list(default.seeds)), f"{key}.seeds"),
         epochs=_int(raw.get("epochs", default.epochs), f"{key}.epochs", 1),
         latent_dim=_int(raw.get("latent_dim", default.latent_dim), f"{key}.latent_dim", 1),
         train_subset=None if subset is None else _int(subset, f"{key}.train_subset", 1),
     )
+
+
+def _parse_synthetic(raw: Any, key: str) -> dict[str, Any]:
+    """The options of :func:`latentbridge.synthetic.make_spaces` for the ``synthetic`` dataset."""
+    from ..synthetic import make_spaces
+    from ..transformations import TRANSFORMATIONS
+
+    raw = _mapping(raw, key)
+    allowed = {"num_samples", "dim", "num_classes", "transformations", "separation", "noise"}
+    _check_keys(raw, allowed, key)
+    defaults = {name: p.default for name, p in inspect.signature(make_spaces).parameters.items()}
+    value = {**{k: defaults[k] for k in ("num_samples", "dim", "num_classes")}, **raw}
+    num_classes = _int(value["num_classes"], f"{key}.num_classes", 2)
+    _int(value["dim"], f"{key}.dim", 2)
+    # at least 4 samples per class, so that the 75/25 split leaves each class in both splits
+    _int(value["num_samples"], f"{key}.num_samples", 4 * num_classes)
+    for name in ("separation", "noise"):
+        if name in raw:
+            _float(raw[name], f"{key}.{name}")
+    if "transformations" in raw:
+        kinds = _strings(raw["transformations"], f"{key}.transformations", list(TRANSFORMATIONS))
+        if not kinds:
+            raise _fail(f"{key}.transformations", "must name at least one transformation")
+    return raw
+
+
+def _check_options(spec: Any, options: dict[str, Any], key: str) -> None:
+    """Every option is a keyword of the dataset's loader (its values are checked on load)."""
+    from .. import data
+
+    for option, value in options.items():
+        try:
+            data.check_options(spec.name, {option: value})
+        except ValueError as error:
+            raise _fail(f"{key}.{option}", str(error)) from None
+
+
+def _check_encoders(names: tuple[str, ...], modality: str, dataset: str, key: str) -> None:
+    """Every name is a registered encoder (or ``<family>:<id>``) of ``modality``."""
+    from .. import encoders
+
+    for name in names:
+        try:
+            info = encoders.info(name)
+        except encoders.UnknownEncoderError as error:
+            raise _fail(key, str(error)) from None
+        if info.modality != modality:
+            raise _fail(
+                key,
+                f"encoder {name!r} encodes {info.modality}, but dataset {dataset!r} is {modality}",
+            )
+
+
+def _split(raw: dict[str, Any], name: str, default: str, splits: tuple[str, ...], key: str) -> str:
+    split = raw.get(name, default)
+    if splits and split not in splits:
+        raise _fail(f"{key}.{name}", f"must be one of {list(splits)}, got {split!r}")
+    if not isinstance(split, str):
+        raise _fail(f"{key}.{name}", f"must be a split name, got {split!r}")
+    return split
 
 
 def _parse_dataset(raw: Any, key: str, task: str = "classification") -> DatasetConfig:
@@ -262,35 +385,32 @@ def _parse_dataset(raw: Any, key: str, task: str = "classification") -> DatasetC
     if "name" not in raw or not isinstance(raw["name"], str):
         raise _fail(f"{key}.name", "is required and must be a dataset name")
     name = raw["name"]
-    synthetic = raw.get("synthetic")
+    options = _plain(_mapping(raw.get("options"), f"{key}.options"), f"{key}.options")
+    splits: tuple[str, ...] = ()
     if name == "synthetic":
-        synthetic = _mapping(synthetic, f"{key}.synthetic")
-        allowed = {"num_samples", "dim", "num_classes", "transformations", "separation", "noise"}
-        _check_keys(synthetic, allowed, f"{key}.synthetic")
-        from ..transformations import TRANSFORMATIONS
-
-        if "transformations" in synthetic:
-            _strings(
-                synthetic["transformations"],
-                f"{key}.synthetic.transformations",
-                list(TRANSFORMATIONS),
-            )
+        synthetic: dict[str, Any] | None = _parse_synthetic(
+            raw.get("synthetic"), f"{key}.synthetic"
+        )
+        modality = "synthetic"
     else:
         from .. import data
 
         specs = {s.name: s for s in data.available()}
         if name not in specs:
             raise _fail(f"{key}.name", f"{name!r} is not a dataset; choose from {list(specs)}")
+        spec = specs[name]
+        modality, splits = spec.modality, spec.splits
         wanted = {"graph": ("graph",), "reconstruction": ("vision",)}.get(task, ("vision", "text"))
-        if specs[name].modality not in wanted:
+        if modality not in wanted:
             choices = [n for n, s in specs.items() if s.modality in wanted]
             raise _fail(
                 f"{key}.name",
-                f"{name!r} is a {specs[name].modality} dataset; task {task!r} needs one of "
-                f"{choices}",
+                f"{name!r} is a {modality} dataset; task {task!r} needs one of {choices}",
             )
-        if synthetic is not None:
+        if raw.get("synthetic") is not None:
             raise _fail(f"{key}.synthetic", "applies only to the 'synthetic' dataset")
+        synthetic = None
+        _check_options(spec, options, f"{key}.options")
     trained = _parse_trained(raw.get("trained_encoders"), f"{key}.trained_encoders")
     encoders = _strings(raw.get("encoders", []), f"{key}.encoders")
     if task in ("reconstruction", "graph"):
@@ -303,13 +423,21 @@ def _parse_dataset(raw: Any, key: str, task: str = "classification") -> DatasetC
         raise _fail(f"{key}.name", "the similarity study needs real encoders")
     elif name != "synthetic" and not encoders and trained is None:
         raise _fail(f"{key}.encoders", "name at least one encoder (or trained_encoders)")
+    if name == "synthetic" and (encoders or trained is not None):
+        raise _fail(f"{key}.encoders", "the synthetic dataset's spaces are generated, not encoded")
+    if trained is not None and modality != "vision":
+        raise _fail(
+            f"{key}.trained_encoders", f"trains vision encoders, but {name!r} is a {modality} set"
+        )
+    _check_encoders(encoders, modality, name, f"{key}.encoders")
+    # graph datasets have one split, "full", with node masks
+    default_split = ("full", "full") if task == "graph" else ("train", "test")
     return DatasetConfig(
         name=name,
         encoders=encoders,
-        options=_mapping(raw.get("options"), f"{key}.options"),
-        # graph datasets have one split, "full", with node masks
-        train_split=str(raw.get("train_split", "full" if task == "graph" else "train")),
-        test_split=str(raw.get("test_split", "full" if task == "graph" else "test")),
+        options=options,
+        train_split=_split(raw, "train_split", default_split[0], splits, key),
+        test_split=_split(raw, "test_split", default_split[1], splits, key),
         trained_encoders=trained,
         synthetic=synthetic,
     )
@@ -381,21 +509,43 @@ def _parse_similarity(raw: Any, key: str) -> SimilarityConfig:
     )
 
 
+#: A config name: it names the default output folder ``runs/<name>``, so no path separators.
+_SLUG = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+_SLUG_RULE = "letters, digits, '-', '_' and '.', not starting with '.'"
+
+
+def _name(raw: dict[str, Any], fallback: str) -> str:
+    """The config's ``name`` key, else ``fallback`` (a YAML file's stem), checked as a slug."""
+    if "name" in raw:
+        value = raw["name"]
+        if not isinstance(value, str) or not _SLUG.fullmatch(value):
+            raise _fail("name", f"must be a name of {_SLUG_RULE}; got {value!r}")
+        return value
+    if not _SLUG.fullmatch(fallback):
+        raise ConfigError(
+            f"the config has no 'name' key and the name from its file, {fallback!r}, is not "
+            f"made of {_SLUG_RULE}; add a 'name' key"
+        )
+    return fallback
+
+
 def parse_config(raw: Any, name: str = "config") -> RunConfig:
-    """Validate a config mapping (as loaded from YAML) into a :class:`RunConfig`."""
+    """Validate a config mapping (as loaded from YAML) into a :class:`RunConfig`.
+
+    ``name`` is the config's name when ``raw`` has no ``name`` key. Raises :class:`ConfigError`
+    naming the first invalid key.
+    """
     from .. import aggregations, anchors, normalization, projections
     from ..alignment import available as estimators
 
     raw = _mapping(raw, "<root>")
     _check_keys(raw, set(RunConfig.__dataclass_fields__), "")
-    task = raw.get("task", "classification")
-    if task not in TASKS:
-        raise _fail("task", f"{task!r} is not one of {list(TASKS)}")
+    task = _choice(raw.get("task", "classification"), "task", list(TASKS))
     for other in ("reconstruction", "graph", "similarity"):
         if other != task and raw.get(other) is not None:
             raise _fail(other, f"applies only to task {other!r} (this config's task is {task!r})")
     datasets = raw.get("datasets")
-    if not isinstance(datasets, list) or not datasets:
+    if not isinstance(datasets, (list, tuple)) or not datasets:
         raise _fail("datasets", "must be a non-empty list of datasets")
     parsed_datasets = tuple(
         _parse_dataset(d, f"datasets[{i}]", task) for i, d in enumerate(datasets)
@@ -403,13 +553,10 @@ def parse_config(raw: Any, name: str = "config") -> RunConfig:
 
     a_raw = _mapping(raw.get("anchors"), "anchors")
     _check_keys(a_raw, set(AnchorConfig.__dataclass_fields__), "anchors")
-    strategy = a_raw.get("strategy", "uniform")
-    if strategy not in anchors.available():
-        raise _fail("anchors.strategy", f"{strategy!r} is not one of {anchors.available()}")
     anchor_cfg = AnchorConfig(
         num=_int(a_raw.get("num", 1280), "anchors.num", 1),
-        strategy=strategy,
-        seed=_int(a_raw.get("seed", 0), "anchors.seed"),
+        strategy=_choice(a_raw.get("strategy", "uniform"), "anchors.strategy", anchors.available()),
+        seed=_int(a_raw.get("seed", 0), "anchors.seed", 0, SEED_MAX),
     )
 
     v_raw = _mapping(raw.get("variants"), "variants")
@@ -418,11 +565,9 @@ def parse_config(raw: Any, name: str = "config") -> RunConfig:
     absolute = v_raw.get("absolute", True)
     if not isinstance(absolute, bool):
         raise _fail("variants.absolute", f"must be true or false, got {absolute!r}")
-    norm = v_raw.get("normalization", "none")
-    if norm not in normalization.ABSOLUTE:
-        raise _fail(
-            "variants.normalization", f"{norm!r} is not one of {list(normalization.ABSOLUTE)}"
-        )
+    norm = _choice(
+        v_raw.get("normalization", "none"), "variants.normalization", list(normalization.ABSOLUTE)
+    )
     variant_cfg = VariantConfig(
         absolute=absolute,
         projections=_strings(
@@ -461,9 +606,7 @@ def parse_config(raw: Any, name: str = "config") -> RunConfig:
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise _fail("description", "must be a string")
-    config_name = raw.get("name", name)
-    if not isinstance(config_name, str) or not config_name:
-        raise _fail("name", "must be a non-empty string")
+    config_name = _name(raw, name)
     allowed_metrics = list(TASK_METRICS[task])
     similarity = (
         _parse_similarity(raw.get("similarity"), "similarity") if task == "similarity" else None
@@ -485,7 +628,7 @@ def parse_config(raw: Any, name: str = "config") -> RunConfig:
         anchors=anchor_cfg,
         variants=variant_cfg,
         head=head_cfg,
-        seeds=_ints(raw.get("seeds", [0, 1, 2]), "seeds"),
+        seeds=parse_seeds(raw.get("seeds", [0, 1, 2]), "seeds"),
         metrics=metrics,
         description=description,
         reconstruction=(
@@ -505,7 +648,11 @@ def builtin_configs() -> list[str]:
 
 
 def load_config(name_or_path: str | os.PathLike[str]) -> RunConfig:
-    """Load a built-in config by name, or a YAML file by path, and validate it."""
+    """Load a built-in config by name, or a YAML file by path, and validate it.
+
+    Without a ``name`` key the config is named after the file's stem. Raises
+    :class:`ConfigError` for a file that cannot be read or is not valid YAML, as for a bad value.
+    """
     try:
         import yaml
     except ImportError as error:  # pragma: no cover - depends on the environment
@@ -514,16 +661,59 @@ def load_config(name_or_path: str | os.PathLike[str]) -> RunConfig:
     label = str(name_or_path)
     if isinstance(name_or_path, str) and name_or_path in builtin_configs():
         text = resources.files(__package__).joinpath(f"configs/{name_or_path}.yaml").read_text()
+        name = name_or_path
     else:
         path = Path(name_or_path)
         if not path.is_file():
             raise ConfigError(
                 f"{label!r} is neither a built-in config {builtin_configs()} nor a file"
             )
-        text = path.read_text(encoding="utf-8")
-        label = path.stem
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise ConfigError(
+                f"{label!r} is not UTF-8 text ({error.reason} at byte {error.start})"
+            ) from None
+        except OSError as error:
+            raise ConfigError(f"cannot read {label!r}: {error.strerror or error}") from None
+        name = path.stem
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise ConfigError(f"{label}: not valid YAML: {error}") from error
-    return parse_config(raw, name=label)
+        raise ConfigError(f"{label!r} is not valid YAML: {_yaml_problem(error)}") from None
+    return parse_config(raw, name=name)
+
+
+def _yaml_problem(error: Exception) -> str:
+    """One line for a PyYAML error: what went wrong, and where."""
+    problem = getattr(error, "problem", None) or getattr(error, "context", None) or str(error)
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return " ".join(f"{problem}{where}".split())
+
+
+def check_runnable(config: RunConfig) -> None:
+    """Check, before a run writes anything, that ``config`` is valid and can run here.
+
+    A :class:`RunConfig` built in Python gets the checks :func:`load_config` applies to a YAML
+    file (``ConfigError`` naming the key); then every encoder it names must be installed
+    (``RuntimeError`` saying what to install). Only registry metadata and file probes are
+    read: nothing is loaded or encoded.
+    """
+    try:  # the form config.json stores; non-finite numbers pass, for parse_config to name
+        raw = json.loads(json.dumps(config.to_dict()))
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"the config holds a value config.json cannot store: {error}") from None
+    if config.task == "similarity":
+        raw.pop("metrics", None)  # derived from similarity.measures
+    parse_config(raw, name=config.name)
+    from .. import encoders
+
+    for i, ds in enumerate(config.datasets):
+        for name in ds.encoders:
+            info = encoders.info(name)
+            if not info.is_available():
+                raise RuntimeError(
+                    f"config key 'datasets[{i}].encoders': encoder {name!r} is not installed "
+                    f"here; {info.install_hint}"
+                )

@@ -44,7 +44,7 @@ from torch import Tensor, nn
 from .._files import write_bytes_atomic
 from .._progress import ProgressBar
 from .cells import COLUMNS, CellStore
-from .config import DatasetConfig, RunConfig
+from .config import DatasetConfig, RunConfig, check_runnable, parse_seeds
 from .training import macro_f1, make_head, predict, train_classifier
 
 __all__ = ["COLUMNS", "Spaces", "load_spaces", "run", "variant_names"]
@@ -303,6 +303,44 @@ def _same_config(stored: dict[str, Any], current: dict[str, Any]) -> bool:
     return set(stored) <= set(current)
 
 
+def _finished_work(out: Path) -> list[Path]:
+    """Finished cells and stored model weights in ``out``: a run's results, worth keeping."""
+    found = sorted((out / "cells").glob("*.csv"))
+    return found or sorted((out / "models").glob("**/*.pt"))
+
+
+def _claim_folder(out: Path, current: dict[str, Any]) -> None:
+    """Make ``out`` the folder of the config ``current``, or refuse another config's results.
+
+    The same config resumes. A folder without finished work (say, left by a run that failed
+    before its first cell) takes the new config; one holding another config's cells or models,
+    or finished work and no readable ``config.json``, is refused rather than mixed in.
+    """
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out_dir {str(out)!r} is a file, not a folder")
+    config_file = out / "config.json"
+    if config_file.is_file():
+        try:
+            stored = json.loads(config_file.read_text(encoding="utf-8"))
+        except ValueError:
+            stored = None  # unreadable: it describes no config
+        if isinstance(stored, dict) and _same_config(stored, current):
+            return
+    finished = _finished_work(out) if out.is_dir() else []
+    if finished:
+        if config_file.is_file():
+            where = f"see {config_file}"
+        else:
+            where = f"e.g. {finished[0]}, and no {config_file.name} to say which"
+        raise ValueError(
+            f"{out} holds the results of a different config ({where}); resume with the same "
+            "config and seeds, or choose another --out"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(current, indent=2, sort_keys=True)
+    write_bytes_atomic(config_file, text.encode("utf-8"))
+
+
 def run(
     config: RunConfig,
     out_dir: str | os.PathLike[str],
@@ -313,26 +351,19 @@ def run(
     report: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> Path:
-    """Run (or resume) ``config`` into ``out_dir``; returns the path of ``results.csv``."""
+    """Run (or resume) ``config`` into ``out_dir``; returns the path of ``results.csv``.
+
+    ``seeds`` replaces ``config.seeds``. Everything that can be checked without loading data
+    is checked before ``out_dir`` is touched (:func:`~.config.check_runnable`): a bad config
+    raises ``ConfigError`` (a ``ValueError``) and writes nothing. ``out_dir`` resumes the run
+    of the same config; it takes a new config while it holds no finished cells or models, and
+    refuses (``ValueError``) a config other than the one its results come from.
+    """
     if seeds is not None:
-        config = replace(config, seeds=tuple(int(s) for s in seeds))
+        config = replace(config, seeds=parse_seeds(seeds, "seeds"))
+    check_runnable(config)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    config_file = out / "config.json"
-    current = json.loads(json.dumps(config.to_dict()))
-    if config_file.is_file():
-        try:
-            stored = json.loads(config_file.read_text(encoding="utf-8"))
-        except ValueError:
-            stored = None
-        if not isinstance(stored, dict) or not _same_config(stored, current):
-            raise ValueError(
-                f"{out} holds the results of a different config (see {config_file}); resume "
-                "with the same config and seeds, or choose another --out"
-            )
-    else:
-        text = json.dumps(current, indent=2, sort_keys=True)
-        write_bytes_atomic(config_file, text.encode("utf-8"))
+    _claim_folder(out, json.loads(json.dumps(config.to_dict())))
     say = log or (lambda message: None)
     store = CellStore(out)
     for ds in config.datasets:
