@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import multiprocessing
+import multiprocessing.context
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -214,3 +219,202 @@ def test_encode_errors(tmp_path: Path, tiny_dataset: object) -> None:
         encode("test-tiny", TextEncoder(), cache=EmbeddingCache(tmp_path))
     with pytest.raises(ValueError, match="dataset must be one of"):
         encode("no-such-dataset", _Doubler(), cache=EmbeddingCache(tmp_path))
+
+
+# -- entries that pass the checksum but are not what the request needs ------------------------
+
+
+def _forge(folder: Path, array: np.ndarray, **manifest: object) -> None:
+    """Replace an entry's array by ``array`` and make the manifest's size and checksum match
+    it (as an edited manifest, or one written by another version, would); ``manifest`` sets
+    further manifest fields."""
+    path = folder / "embeddings.npy"
+    np.save(path, array, allow_pickle=True)
+    content = json.loads((folder / "manifest.json").read_text())
+    content["bytes"] = path.stat().st_size
+    content["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    content.update(manifest)
+    (folder / "manifest.json").write_text(json.dumps(content))
+
+
+FORGERIES = {
+    "float64, manifest says so": (lambda: _array().astype(np.float64), {"dtype": "<f8"}),
+    "float64, manifest says float32": (lambda: _array().astype(np.float64), {}),
+    "narrower, manifest unchanged": (lambda: _array(dim=3), {}),
+    "1-D, manifest says so": (lambda: _array().ravel(), {"shape": [40]}),
+    "fewer samples, manifest says so": (lambda: _array(n=9), {"shape": [9, 4]}),
+    "object array, manifest says so": (
+        lambda: np.array([{"a": 1}] * 10, dtype=object),
+        {"dtype": "|O", "shape": [10]},
+    ),
+    "object array, manifest says float32": (
+        lambda: np.array([[1.5] * 4] * 10, dtype=object),
+        {},
+    ),
+    "manifest is a list": (lambda: _array(), None),
+}
+
+
+@pytest.mark.parametrize("name", FORGERIES)
+def test_entries_of_another_shape_or_dtype_are_not_served(tmp_path: Path, name: str) -> None:
+    make, manifest = FORGERIES[name]
+    fields = {**FIELDS, "num_samples": 10}
+    cache = EmbeddingCache(tmp_path)
+
+    def forge() -> Path:
+        folder = cache.put(fields, _array())
+        _forge(folder, make(), **(manifest or {}))
+        if manifest is None:
+            (folder / "manifest.json").write_text("[1, 2]")
+        return folder
+
+    folder = forge()
+    with pytest.warns(UserWarning, match="unusable"):
+        assert cache.get(fields) is None
+    assert not folder.exists()
+    # compute (the command's path) recomputes it instead of failing
+    forge()
+    with pytest.warns(UserWarning, match="unusable"):
+        out = cache.compute(fields, 10, lambda a, b: _array()[a:b], chunk_size=4)
+    assert out.dtype == np.float32 and np.array_equal(out, _array())
+    assert np.array_equal(cache.get(fields), _array())  # and the entry is valid again
+
+
+def test_sample_count_of_the_caller_is_checked(tmp_path: Path) -> None:
+    cache = EmbeddingCache(tmp_path)  # FIELDS state no sample count: the caller's is used
+    cache.put(FIELDS, _array(n=10))
+    assert cache.get(FIELDS, num_samples=10) is not None
+    with pytest.warns(UserWarning, match="holds 10 samples, expected 12"):
+        assert cache.get(FIELDS, num_samples=12) is None
+    cache.put(FIELDS, _array(n=10))
+    with pytest.warns(UserWarning, match="holds 10 samples, expected 12"):
+        out = cache.compute(FIELDS, 12, lambda a, b: _array(n=12)[a:b])
+    assert np.array_equal(out, _array(n=12))
+    with pytest.raises(ValueError, match="num_samples must be a non-negative int, got -1"):
+        cache.compute(FIELDS, -1, lambda a, b: _array()[a:b])
+    with pytest.raises(ValueError, match="num_samples must be a non-negative int, got True"):
+        cache.get(FIELDS, num_samples=True)
+
+
+def test_put_refuses_what_get_would_refuse(tmp_path: Path) -> None:
+    cache = EmbeddingCache(tmp_path)
+    with pytest.raises(TypeError, match=r"array must be a numpy\.ndarray, got list"):
+        cache.put(FIELDS, [[1.0]])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="array has dtype float64, expected float32"):
+        cache.put(FIELDS, _array().astype(np.float64))
+    with pytest.raises(ValueError, match=r"array has shape \(40,\), expected \(N, dim\)"):
+        cache.put(FIELDS, _array().ravel())
+    bad = _array()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="array holds non-finite values"):
+        cache.put(FIELDS, bad)
+    assert not (tmp_path / "embeddings").exists() or not any(
+        (tmp_path / "embeddings").rglob("*.npy")
+    )
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, 1e39])
+def test_compute_refuses_non_finite_embeddings(tmp_path: Path, value: float) -> None:
+    cache = EmbeddingCache(tmp_path)
+    full = _array(n=10).astype(np.float64)
+    full[7, 2] = value  # 1e39 overflows float32 to inf
+
+    with pytest.raises(ValueError, match=r"non-finite values .* samples 5:10, first at sample 7"):
+        cache.compute(FIELDS, 10, lambda a, b: full[a:b], chunk_size=5)
+    assert cache.get(FIELDS) is None
+    # the finished first chunk is kept for the resumed run
+    assert len(list((tmp_path / "partial").rglob("chunk_*.npy"))) == 1
+
+
+def test_unusable_partial_chunks_are_recomputed(tmp_path: Path) -> None:
+    cache = EmbeddingCache(tmp_path)
+    full = _array(n=10)
+    with pytest.raises(_Interrupted):
+        cache.compute(FIELDS, 10, lambda a, b: full[a:b] if a == 0 else _raise(), chunk_size=5)
+    partial = next((tmp_path / "partial").iterdir())
+    chunk = partial / "chunk_000000000000_000000000005.npy"
+    np.save(chunk, np.array([[1.0] * 4] * 5, dtype=object), allow_pickle=True)
+    sums = json.loads((partial / "chunks.json").read_text())
+    sums[chunk.name] = hashlib.sha256(chunk.read_bytes()).hexdigest()  # checksum matches
+    (partial / "chunks.json").write_text(json.dumps(sums))
+    calls: list[int] = []
+    out = cache.compute(FIELDS, 10, lambda a, b: calls.append(a) or full[a:b], chunk_size=5)
+    assert np.array_equal(out, full) and calls == [0, 5]
+
+
+def _raise() -> np.ndarray:
+    raise _Interrupted
+
+
+# -- several processes sharing one cache ---------------------------------------------------------
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    # fork starts a worker in milliseconds; spawn (re-importing torch) is the portable fallback
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+
+
+def _put_worker(root: str, barrier: Any, rounds: int, lock: bool) -> None:
+    if not lock:  # the fallback of a platform without file locks: atomic renames only
+        from latentbridge import _files
+
+        _files._acquire = lambda fd, on_wait: None  # type: ignore[assignment]
+        _files._release = lambda fd: None  # type: ignore[assignment]
+    cache = EmbeddingCache(root)
+    barrier.wait()
+    for _ in range(rounds):
+        cache.put(FIELDS, _array(n=200, dim=16))
+        got = cache.get(FIELDS)
+        if got is not None and not np.array_equal(got, _array(n=200, dim=16)):
+            raise SystemExit(3)
+
+
+@pytest.mark.parametrize("lock", [True, False], ids=["locked", "no-lock-fallback"])
+def test_concurrent_puts_of_one_entry(tmp_path: Path, lock: bool) -> None:
+    ctx = _context()
+    barrier = ctx.Barrier(4)
+    workers = [
+        ctx.Process(target=_put_worker, args=(str(tmp_path), barrier, 8, lock)) for _ in range(4)
+    ]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert [w.exitcode for w in workers] == [0, 0, 0, 0]
+    assert np.array_equal(EmbeddingCache(tmp_path).get(FIELDS), _array(n=200, dim=16))
+    shard = (tmp_path / "embeddings" / make_key(FIELDS)[:2]).iterdir()
+    assert [p.name for p in shard] == [make_key(FIELDS)]  # no staging or trash left
+
+
+def _compute_worker(root: str, barrier: Any, log: str) -> None:
+    full = _array(n=12, dim=3)
+
+    def encode_range(start: int, stop: int) -> np.ndarray:
+        with open(log, "a") as handle:  # O_APPEND: one whole line per write
+            handle.write(f"{start}\n")
+        time.sleep(0.02)
+        return full[start:stop]
+
+    barrier.wait()
+    out = EmbeddingCache(root).compute(FIELDS, 12, encode_range, chunk_size=3)
+    if not np.array_equal(out, full):
+        raise SystemExit(3)
+
+
+def test_concurrent_computes_of_one_entry_encode_it_once(tmp_path: Path) -> None:
+    ctx = _context()
+    barrier = ctx.Barrier(3)
+    log = tmp_path / "calls.log"
+    args = (str(tmp_path / "cache"), barrier, str(log))
+    workers = [ctx.Process(target=_compute_worker, args=args) for _ in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert [w.exitcode for w in workers] == [0, 0, 0]
+    # one process encoded the four chunks; the others waited for it and read its entry
+    assert sorted(int(line) for line in log.read_text().split()) == [0, 3, 6, 9]
+    assert not (tmp_path / "cache" / "partial").exists() or not any(
+        (tmp_path / "cache" / "partial").iterdir()
+    )

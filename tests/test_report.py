@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from latentbridge.experiments import report
 from latentbridge.experiments.report import (
@@ -435,3 +437,110 @@ def test_similarity_report_writes_pair_tables_and_charts(tmp_path: Path) -> None
         "ds__linear_cka.png",
     ]
     assert "Similarity by invariance class" in page
+
+
+# -- names are drawn as plain text, never as mathtext ------------------------------------------
+
+MATH_NAMES = ["$x^$", r"\frac{1}{", r"$\frac{a}{b}$", "a$b", r"a\$b$", "$$", "%s_^&{}#~"]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.text(alphabet="$\\x^{}_ab", max_size=12) | st.sampled_from(MATH_NAMES))
+def test_plain_text_is_drawn_exactly_as_written(name: str) -> None:
+    from matplotlib.text import Text
+
+    from latentbridge._plotting import plain_text
+
+    # what matplotlib draws: (text after its own unescaping, whether it is mathtext)
+    shown, is_math = Text()._preprocess_math(plain_text(name))
+    assert (shown, is_math) == (name, False)
+
+
+def test_a_mathtext_name_breaks_a_raw_matplotlib_label() -> None:
+    """Negative control: without plain_text, ``$x^$`` ends the rendering."""
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    FigureCanvasAgg(fig)
+    fig.add_subplot(1, 1, 1).set_title("$x^$")
+    with pytest.raises(ValueError):
+        fig.savefig(io.BytesIO(), format="png")
+
+
+def test_reports_render_names_that_look_like_mathtext(tmp_path: Path) -> None:
+    a, b = MATH_NAMES[0], MATH_NAMES[1]
+    rows = [[MATH_NAMES[2], a, b, v, 0, "accuracy", 0.5] for v in ("cosine", "$product:x^$")] + [
+        [MATH_NAMES[2], b, a, v, 0, "accuracy", 0.6] for v in ("cosine", "$product:x^$")
+    ]
+    folder = tmp_path / "classification"
+    write_csv(folder / "results.csv", rows)
+    assert write_report(folder).is_file()
+    assert len(list((folder / "heatmaps").glob("*.png"))) == 2
+    folder = tmp_path / "similarity"
+    sim = [[r"$\frac{$", x, y, "$cos^$", 0, "linear_cka", 0.5] for x, y in ((a, b), (b, a))]
+    write_csv(folder / "results.csv", sim)
+    (folder / "config.json").write_text('{"name": "s", "task": "similarity"}')
+    assert write_report(folder).is_file()
+    assert [p.suffix for p in (folder / "charts").iterdir()] == [".png"]
+
+
+def test_grids_and_profiles_render_names_that_look_like_mathtext(tmp_path: Path) -> None:
+    import torch
+
+    from latentbridge.analysis import InvarianceProfile
+    from latentbridge.experiments.reconstruction import write_grid
+
+    images = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    grid = write_grid(tmp_path / "grid.png", [("$x^$", images), (r"\frac{", images)], "$a^$")
+    assert grid.read_bytes().startswith(PNG_MAGIC)
+    profile = InvarianceProfile(
+        metric="$cka^$",
+        similarities={"$x^$": 0.5, r"\frac{1}{": 0.25},
+        map_errors={"$ortho^$": 0.1, "none": None},
+        notes={},
+        num_anchors=4,
+        num_heldout=4,
+    )
+    out = profile.plot(tmp_path / "figs" / "profile.png", title="$x^$ vs $y_")
+    assert out.read_bytes().startswith(PNG_MAGIC)
+    assert [p.name for p in (tmp_path / "figs").iterdir()] == ["profile.png"]  # atomic
+    assert profile.plot(tmp_path / "figs" / "p.svg").read_text().lstrip().startswith("<?xml")
+    with pytest.raises(ValueError, match=r"path must end in an image format .*x\.docx'"):
+        profile.plot(tmp_path / "x.docx")
+
+
+# -- report.html embeds only the grids the run wrote -------------------------------------------
+
+
+def test_report_embeds_only_regular_png_files_of_the_run(tmp_path: Path) -> None:
+    import base64
+
+    folder = tmp_path / "rec"
+    write_csv(folder / "results.csv", [["fmnist", "m0", "m1", "cosine", 0, "mse", 0.1]])
+    (folder / "config.json").write_text('{"name": "r", "task": "reconstruction"}')
+    own = _png(folder / "grids" / "fmnist__cosine.png")
+    secret = _png(tmp_path / "outside" / "secret.png")
+    secret.write_bytes(secret.read_bytes() + b"SECRET-OUTSIDE-THE-RUN")
+    try:
+        (folder / "grids" / "leak.png").symlink_to(secret)
+    except (OSError, NotImplementedError):
+        pytest.skip("symbolic links are not available here")
+    (folder / "grids" / "fake.png").write_text("#!/bin/sh\necho not a png\n")
+    with pytest.warns(UserWarning) as caught:
+        page = write_report(folder).read_text()
+    reasons = sorted(str(w.message).split(": ", 1)[-1] for w in caught)
+    assert reasons == ["a symbolic link", "not a PNG file"]
+    assert base64.b64encode(own.read_bytes()).decode() in page  # the run's own grid
+    assert base64.b64encode(secret.read_bytes()).decode() not in page
+    assert "leak" not in page and "fake" not in page
+    # a grids/ folder that is itself a link out of the run folder is not read
+    for p in (folder / "grids").iterdir():
+        p.unlink()
+    (folder / "grids").rmdir()
+    (folder / "grids").symlink_to(secret.parent, target_is_directory=True)
+    with pytest.warns(UserWarning, match="is a symbolic link"):
+        page = write_report(folder).read_text()
+    assert "<h2>Image grids" not in page

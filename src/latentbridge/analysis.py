@@ -8,6 +8,7 @@ can run it on their own registered projections and on configured modules.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._plotting import plain_text
 from ._validation import ArrayLike, as_matrix, check_finite
 from .modules import ProductProjection, RelativeProjection
 from .projections import effective_invariances, relative_projection
@@ -206,39 +208,51 @@ class InvarianceProfile:
         return "\n".join(lines)
 
     def plot(self, path: str | os.PathLike[str], title: str | None = None) -> Path:
-        """Save a bar chart (the paper's Figure 1 style) as PNG; needs matplotlib."""
-        try:
-            import matplotlib
+        """Save a bar chart (the paper's Figure 1 style), atomically; needs matplotlib.
 
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
+        The format follows the suffix of ``path`` (``.png`` when it has none; ``.svg``,
+        ``.pdf``, ... as matplotlib supports them, else ``ValueError``). Names and the title
+        are drawn as plain text (never mathtext); matplotlib's global state (backend, rcParams,
+        pyplot's figures) is left untouched.
+        """
+        try:
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+            from matplotlib.figure import Figure
         except ImportError as error:  # pragma: no cover - depends on the environment
             raise ImportError("plotting needs matplotlib: pip install matplotlib") from error
+        from ._files import write_bytes_atomic
+
         spaces = list(self.similarities)
         maps = [name for name, e in self.map_errors.items() if e is not None]
-        fig, (left, right) = plt.subplots(
-            1,
-            2,
-            figsize=(4 + 0.55 * (len(spaces) + len(maps)), 3.6),
-            gridspec_kw={"width_ratios": [max(len(spaces), 1), max(len(maps), 1)]},
+        fig = Figure(figsize=(4 + 0.55 * (len(spaces) + len(maps)), 3.6))
+        canvas = FigureCanvasAgg(fig)
+        out = Path(path)
+        fmt = out.suffix.lstrip(".").lower() or "png"
+        if fmt not in canvas.get_supported_filetypes():
+            raise ValueError(
+                f"path must end in an image format matplotlib writes "
+                f"({', '.join(sorted(canvas.get_supported_filetypes()))}), got {str(out)!r}"
+            )
+        left, right = fig.subplots(
+            1, 2, gridspec_kw={"width_ratios": [max(len(spaces), 1), max(len(maps), 1)]}
         )
-        left.bar(spaces, [self.similarities[s] for s in spaces], color="#4C72B0")
-        left.set_ylabel(self.metric)
+        similarities = [self.similarities[s] for s in spaces]
+        left.bar([plain_text(s) for s in spaces], similarities, color="#4C72B0")
+        left.set_ylabel(plain_text(self.metric))
         left.set_ylim(0, 1.05)
         left.set_title("similarity after projection")
         left.tick_params(axis="x", rotation=45)
-        right.bar(maps, [self.map_errors[m] for m in maps], color="#DD8452")
+        errors = [self.map_errors[m] for m in maps]
+        right.bar([plain_text(m) for m in maps], errors, color="#DD8452")
         right.set_ylabel("held-out normalised error")
         right.set_title("fitted map")
         right.tick_params(axis="x", rotation=45)
         if title:
-            fig.suptitle(title)
+            fig.suptitle(plain_text(title))
         fig.tight_layout()
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=120)
-        plt.close(fig)
-        return out
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=fmt, dpi=120)
+        return write_bytes_atomic(out, buffer.getvalue())
 
 
 def invariance_profile(

@@ -17,6 +17,10 @@ Formats are parsed with numpy only and validated (magic numbers, dimensions, rec
   3072 bytes of CHW pixels. The python version of CIFAR is *never* read: it is a pickle, and
   unpickling a downloaded file can execute arbitrary code.
 
+Downloads (``download=True``) use https only, are bounded by and checked against the published
+size and SHA-256 of each file (:data:`DOWNLOAD_CHECKSUMS`) before anything reads them, and are
+written atomically: a refused or interrupted download leaves no file.
+
 Nothing is read at import time: the module only registers the specifications; ``is_available``
 probes lazily.
 """
@@ -24,25 +28,29 @@ probes lazily.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import importlib.util
 import os
 import shutil
 import tarfile
-import tempfile
-import urllib.request
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+from urllib.parse import urlsplit
+from urllib.request import urlopen
 
 import numpy as np
 
+from .._files import atomic_write, make_temp_dir, remove_stale_temps
 from . import Dataset, DatasetSpec, SourceMissingError, register, split_indices
 
 __all__ = [
     "CIFAR10_CLASSES",
     "DIGIT_CLASSES",
+    "DOWNLOAD_CHECKSUMS",
     "FASHION_MNIST_CLASSES",
+    "DownloadChecksumError",
     "balanced_subset",
     "load_cifar10",
     "load_cifar100",
@@ -83,15 +91,51 @@ CIFAR10_CLASSES: tuple[str, ...] = (
     "truck",
 )
 
-# Canonical MNIST files; the first mirror is the one torchvision uses (LeCun's own site often
-# refuses automated downloads). Downloads are validated by parsing (counts and shapes).
+# https mirrors of the original MNIST files: the one torchvision uses, then the one TensorFlow
+# Datasets uses (LeCun's own site is http only and often refuses automated downloads).
 MNIST_MIRRORS: list[str] = [
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "http://yann.lecun.com/exdb/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
 ]
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz"
 DOWNLOAD_TIMEOUT_S = 60.0
+
+#: File name -> (size in bytes, SHA-256) of every file a loader downloads. The values are the
+#: published ones of TensorFlow Datasets (github.com/tensorflow/datasets, files
+#: tensorflow_datasets/url_checksums/mnist.txt, cifar10.txt and cifar100.txt), for the
+#: original files that every mirror above serves byte for byte.
+DOWNLOAD_CHECKSUMS: dict[str, tuple[int, str]] = {
+    "train-images-idx3-ubyte.gz": (
+        9912422,
+        "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    ),
+    "train-labels-idx1-ubyte.gz": (
+        28881,
+        "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    ),
+    "t10k-images-idx3-ubyte.gz": (
+        1648877,
+        "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+    ),
+    "t10k-labels-idx1-ubyte.gz": (
+        4542,
+        "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+    ),
+    "cifar-10-binary.tar.gz": (
+        170052171,
+        "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd",
+    ),
+    "cifar-100-binary.tar.gz": (
+        168513733,
+        "58a81ae192c23a4be8b1804d68e518ed807d710a4eb253b1f2a199162a40d8ec",
+    ),
+}
+
+
+class DownloadChecksumError(SourceMissingError):
+    """A downloaded file does not have its published size and SHA-256 (it was deleted)."""
+
 
 _IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -195,23 +239,51 @@ def _maybe_subset(
     return images[idx], labels[idx]
 
 
-def _download(url: str, target: Path) -> None:
-    """Download ``url`` to ``target`` atomically (a temporary file in the same folder, then
-    ``os.replace``); raises :class:`SourceMissingError` on any network failure."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with (
-            os.fdopen(fd, "wb") as out,
-            urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response,
-        ):
-            shutil.copyfileobj(response, out)
-        os.replace(tmp_name, target)
-    except OSError as exc:  # URLError, HTTPError and socket errors are OSErrors
-        raise SourceMissingError(f"could not download {url} ({exc})") from exc
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+def _download(url: str, target: Path, name: str | None = None) -> None:
+    """Download ``url`` to ``target`` if its bytes have the published size and SHA-256 of
+    ``name`` (default: the URL's file name) in :data:`DOWNLOAD_CHECKSUMS`.
+
+    Only ``https://`` URLs are accepted (``ValueError`` otherwise, and for a file without a
+    published checksum). The bytes go to a temporary file next to ``target``, renamed into place
+    only once verified, so a failure leaves no file. Raises :class:`SourceMissingError` on a
+    network failure and :class:`DownloadChecksumError` for other bytes than the published ones.
+    """
+    scheme = urlsplit(url).scheme
+    if scheme != "https":
+        raise ValueError(f"url must use https://, got {url!r} (scheme {scheme or 'none'!r})")
+    name = name or Path(urlsplit(url).path).name
+    if name not in DOWNLOAD_CHECKSUMS:
+        raise ValueError(
+            f"no published checksum for {name!r} (from {url!r}); expected one of "
+            f"{sorted(DOWNLOAD_CHECKSUMS)}"
+        )
+    size, sha256 = DOWNLOAD_CHECKSUMS[name]
+
+    def fetch(out: BinaryIO) -> None:
+        digest = hashlib.sha256()
+        received = 0
+        try:
+            with urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+                for block in iter(lambda: response.read(1 << 20), b""):
+                    received += len(block)
+                    if received > size:
+                        break  # more than the published size: not the published file
+                    digest.update(block)
+                    out.write(block)
+        except OSError as exc:  # URLError, HTTPError and socket errors are OSErrors
+            raise SourceMissingError(f"could not download {url} ({exc})") from exc
+        if received > size:
+            got = f"more than {size} bytes"
+        else:
+            got = f"{received} bytes with SHA-256 {digest.hexdigest()}"
+        if received != size or digest.hexdigest() != sha256:
+            raise DownloadChecksumError(
+                f"{url} did not serve the published {name}: expected {size} bytes with "
+                f"SHA-256 {sha256}, got {got}; nothing was kept"
+            )
+
+    remove_stale_temps(target.parent)  # what killed downloads left behind
+    atomic_write(target, fetch)
 
 
 # --------------------------------------------------------------------------------------------
@@ -357,9 +429,11 @@ def _fetch_tarball(url: str, root: Path, inner: str) -> None:
     """Download the ``.tar.gz`` at ``url`` and move the regular files of its folder ``inner``
     into ``root`` (each file atomically); member names are checked, nothing else is extracted."""
     root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=root.parent) as tmp:
-        archive = Path(tmp) / "archive.tar.gz"
-        _download(url, archive)
+    remove_stale_temps(root.parent)
+    tmp = make_temp_dir(root.parent, root.name)
+    try:
+        archive = tmp / "archive.tar.gz"
+        _download(url, archive, Path(urlsplit(url).path).name)
         with tarfile.open(archive, "r:gz") as tar:
             for member in tar.getmembers():
                 parts = Path(member.name).parts
@@ -368,10 +442,12 @@ def _fetch_tarball(url: str, root: Path, inner: str) -> None:
                 source = tar.extractfile(member)
                 if source is None:
                     continue
-                staged = Path(tmp) / parts[1]
+                staged = tmp / parts[1]
                 with source, open(staged, "wb") as out:
                     shutil.copyfileobj(source, out)
                 os.replace(staged, root / parts[1])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _cifar_hint(folder: str) -> str:
@@ -459,6 +535,27 @@ def load_fashion_mnist(
     return _dataset("fashion-mnist", split, images, labels, FASHION_MNIST_CLASSES, options)
 
 
+def _download_mnist_file(stem: str, directory: Path) -> None:
+    """Fetch ``stem.gz`` from the first mirror that serves the published file."""
+    errors: list[SourceMissingError] = []
+    for mirror in MNIST_MIRRORS:
+        try:
+            _download(f"{mirror}{stem}.gz", directory / f"{stem}.gz")
+            return
+        except SourceMissingError as exc:
+            errors.append(exc)
+    # every mirror served other bytes: a checksum error, else the network is missing
+    kind = (
+        DownloadChecksumError
+        if errors and all(isinstance(e, DownloadChecksumError) for e in errors)
+        else SourceMissingError
+    )
+    message = "; ".join(str(e) for e in errors) or "MNIST_MIRRORS is empty"
+    raise kind(f"MNIST download failed ({message}): {_MNIST_HINT}") from (
+        errors[-1] if errors else None
+    )
+
+
 def load_mnist(
     split: str = "train",
     root: str | os.PathLike[str] | None = None,
@@ -470,7 +567,9 @@ def load_mnist(
     ``$LATENTBRIDGE_DATA/mnist`` if it exists, else ``~/.cache/latentbridge/mnist``).
 
     ``download=True`` fetches missing ``.gz`` files from :data:`MNIST_MIRRORS` into ``root``
-    (atomically); without network this raises :class:`SourceMissingError`. Counts and shapes
+    (https only, atomically, each checked against its published SHA-256 in
+    :data:`DOWNLOAD_CHECKSUMS` before use; a mirror serving other bytes is skipped); without
+    network this raises :class:`SourceMissingError`. Counts and shapes
     are validated on read (not the size: any consistent IDX pair is accepted). ``subset``: a
     class-balanced subset, deterministic for ``seed``.
     """
@@ -482,17 +581,7 @@ def load_mnist(
     if download:
         for stem in _IDX_FILES[split]:
             if _find_idx(directory, stem) is None:
-                errors = []
-                for mirror in MNIST_MIRRORS:
-                    try:
-                        _download(f"{mirror}{stem}.gz", directory / f"{stem}.gz")
-                        break
-                    except SourceMissingError as exc:
-                        errors.append(str(exc))
-                else:
-                    raise SourceMissingError(
-                        f"MNIST download failed ({'; '.join(errors)}): {_MNIST_HINT}"
-                    )
+                _download_mnist_file(stem, directory)
     images, labels = _read_idx_split(directory, split, None, _MNIST_HINT)
     images, labels = _maybe_subset(images, labels, subset, seed, 10)
     options = {"root": str(directory), "subset": subset, "seed": seed}
@@ -511,7 +600,8 @@ def load_cifar10(
     ``$LATENTBRIDGE_DATA/cifar-10-batches-bin`` if it exists, else
     ``~/.cache/latentbridge/cifar-10-batches-bin``). Images ``uint8 (N, 32, 32, 3)`` HWC.
 
-    ``download=True`` fetches ``cifar-10-binary.tar.gz`` when files are missing. The python
+    ``download=True`` fetches ``cifar-10-binary.tar.gz`` when files are missing (https,
+    checked against its published SHA-256 before it is opened). The python
     (pickle) version is deliberately not supported: unpickling can execute arbitrary code.
     """
     _check_split(split)
@@ -552,7 +642,8 @@ def load_cifar100(
     ``~/.cache/latentbridge/cifar-100-binary``). Each record holds a coarse then a fine label
     byte; ``label="fine"`` (100 classes) or ``"coarse"`` (20 superclasses) picks one.
 
-    ``download=True`` fetches ``cifar-100-binary.tar.gz`` when files are missing. The python
+    ``download=True`` fetches ``cifar-100-binary.tar.gz`` when files are missing (https,
+    checked against its published SHA-256 before it is opened). The python
     (pickle) version is deliberately not supported: unpickling can execute arbitrary code.
     """
     _check_split(split)

@@ -9,12 +9,20 @@ output contract live here, once.
 
 :meth:`Encoder.fingerprint` identifies the weights (and the options that change the output) and
 is the key of the embedding cache; :func:`hash_files` hashes the *bytes* of the model files, so
-two different weights never share a fingerprint.
+two different weights never share a fingerprint. :func:`hash_model_folder` does so for a
+user-named model folder (``hf:<dir>``, ``sbert:<dir>``), reading only the files a loader reads.
+
+Fingerprinting is bounded: at most :data:`MAX_FOLDER_FILES` directory entries are listed and
+:data:`MAX_HASHED_BYTES` bytes hashed, and a symbolic link is followed only to a file inside
+the folder (or inside a Hugging Face cache's ``blobs/`` for a Hub snapshot); beyond that the
+fingerprint is refused with a ``ValueError`` naming the folder, rather than reading whatever a
+path such as ``/`` leads to.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -31,6 +39,7 @@ __all__ = [
     "Progress",
     "cache_dir",
     "hash_files",
+    "hash_model_folder",
     "validate_images",
     "validate_texts",
 ]
@@ -76,6 +85,13 @@ def cache_dir() -> Path:
     return Path.home() / ".cache" / "latentbridge"
 
 
+#: The most directory entries a fingerprint lists (model folders hold tens).
+MAX_FOLDER_FILES = 10_000
+#: The most bytes a fingerprint hashes (the largest encoders' weights are a few GiB).
+MAX_HASHED_BYTES = 64 * 2**30
+#: The files of a model folder a loader reads: weights, configs, vocabularies, tokenizers.
+MODEL_FILE_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model", ".onnx")
+
 # (resolved path, size, mtime_ns) -> sha256 of the bytes: a file is read once per process.
 _FILE_DIGESTS: dict[tuple[str, int, int], str] = {}
 
@@ -94,6 +110,62 @@ def _file_digest(path: Path) -> str:
     return digest
 
 
+class _Budget:
+    """Counts the entries listed and the bytes to hash of one fingerprint against the bounds."""
+
+    def __init__(self, what: Path) -> None:
+        self.what = what
+        self.entries = 0
+        self.bytes = 0
+
+    def listed(self, count: int) -> None:
+        self.entries += count
+        if self.entries > MAX_FOLDER_FILES:
+            raise ValueError(
+                f"cannot fingerprint {self.what}: more than {MAX_FOLDER_FILES} files and "
+                "folders; name the model's own folder (config, tokenizer and weights files)"
+            )
+
+    def hashed(self, file: Path) -> None:
+        self.bytes += file.stat().st_size
+        if self.bytes > MAX_HASHED_BYTES:
+            raise ValueError(
+                f"cannot fingerprint {self.what}: more than {MAX_HASHED_BYTES} bytes of files; "
+                "name the model's own folder (config, tokenizer and weights files)"
+            )
+
+
+def _inside(file: Path, roots: Sequence[Path]) -> Path:
+    """``file`` resolved; ValueError when a symbolic link leads outside every root."""
+    real = file.resolve()
+    if not any(real.is_relative_to(root) for root in roots):
+        raise ValueError(
+            f"cannot fingerprint {file}: it is a symbolic link to {real}, outside "
+            f"{roots[0]}; copy the file into the folder instead"
+        )
+    return real
+
+
+def _walk(root: Path, budget: _Budget) -> list[Path]:
+    """Every regular file under ``root`` (no ``__pycache__``), without following links to
+    folders; links to files are returned and checked by the caller."""
+    files: list[Path] = []
+    for folder, dirnames, filenames in os.walk(root, followlinks=False):
+        budget.listed(len(dirnames) + len(filenames))
+        dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+        files += [Path(folder) / name for name in filenames]
+    return files
+
+
+def _digest(entries: Iterable[tuple[str, str]], extra: Mapping[str, Any] | None) -> str:
+    h = hashlib.sha256()
+    for key, value in sorted((extra or {}).items()):
+        h.update(f"{key}={value!r}\n".encode())
+    for name, digest in sorted(entries):
+        h.update(f"{name}:{digest}\n".encode())
+    return h.hexdigest()
+
+
 def hash_files(
     paths: Iterable[str | os.PathLike[str]],
     *,
@@ -105,24 +177,108 @@ def hash_files(
     of its content, in sorted order, so the digest does not depend on where a package is
     installed nor on file times. ``extra`` (encoder name, options) is hashed as sorted
     ``key=repr(value)`` lines. Byte digests are memoised per process by (path, size, mtime).
+    A directory is walked within the module's bounds (entries listed, bytes hashed; links
+    to folders are not followed and links to files only inside the directory), else
+    ``ValueError``.
     """
     entries: list[tuple[str, str]] = []
     for raw in paths:
         root = Path(raw)
         if root.is_dir():
-            for file in sorted(root.rglob("*")):
-                if file.is_file() and "__pycache__" not in file.parts:
-                    entries.append((file.relative_to(root).as_posix(), _file_digest(file)))
+            real_root = root.resolve()
+            budget = _Budget(root)
+            for file in _walk(root, budget):
+                if not file.is_file():
+                    continue  # a broken link or a special file
+                if file.is_symlink():
+                    _inside(file, [real_root])
+                budget.hashed(file)
+                entries.append((file.relative_to(root).as_posix(), _file_digest(file)))
         elif root.is_file():
             entries.append((root.name, _file_digest(root)))
         else:
             raise FileNotFoundError(f"cannot fingerprint {root}: no such file or directory")
-    h = hashlib.sha256()
-    for key, value in sorted((extra or {}).items()):
-        h.update(f"{key}={value!r}\n".encode())
-    for name, digest in sorted(entries):
-        h.update(f"{name}:{digest}\n".encode())
-    return h.hexdigest()
+    return _digest(entries, extra)
+
+
+def _module_folders(root: Path, real_root: Path) -> list[Path]:
+    """The folder and the sub-folders its ``modules.json`` (sentence-transformers) names."""
+    folders = [root]
+    modules_file = root / "modules.json"
+    if not modules_file.is_file():
+        return folders
+    try:
+        modules = json.loads(modules_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot fingerprint {root}: unreadable modules.json ({error})") from None
+    if not isinstance(modules, list):
+        raise ValueError(f"cannot fingerprint {root}: modules.json is not a list of modules")
+    for module in modules:
+        path = module.get("path", "") if isinstance(module, dict) else None
+        if not isinstance(path, str):
+            raise ValueError(f"cannot fingerprint {root}: modules.json has a module {module!r}")
+        sub = root / path
+        if not sub.resolve().is_relative_to(real_root):
+            raise ValueError(
+                f"cannot fingerprint {root}: modules.json names {path!r}, outside the folder"
+            )
+        if sub.is_dir() and sub.resolve() not in {f.resolve() for f in folders}:
+            folders.append(sub)
+    return folders
+
+
+def hash_model_folder(
+    folder: str | os.PathLike[str],
+    *,
+    extra: Mapping[str, Any] | None = None,
+    link_roots: Sequence[str | os.PathLike[str]] = (),
+) -> str:
+    """SHA-256 of the files of a model folder that a loader reads, and ``extra``.
+
+    Hashed: the files named ``*`` + one of :data:`MODEL_FILE_SUFFIXES` (weights, configs,
+    vocabularies, tokenizers) directly in ``folder`` and in the sub-folders its
+    ``modules.json`` lists (sentence-transformers' ``1_Pooling/``, ``2_Normalize/``, ...), with
+    the digest of :func:`hash_files` (relative path and SHA-256 of each file). Other files
+    (``README.md``, training checkpoints in other folders) do not change the fingerprint.
+
+    Raises ``ValueError`` naming ``folder`` when it is not a model folder (no ``config.json``
+    or ``modules.json``, or no ``*.safetensors`` weights: the only weights loaded), when a
+    model file is a symbolic link outside ``folder`` and ``link_roots`` (the Hub cache's
+    ``blobs/`` of a snapshot), and beyond the module's bounds on entries and bytes.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"cannot fingerprint {root}: no such directory")
+    real_root = root.resolve()
+    roots = [real_root, *(Path(r).resolve() for r in link_roots)]
+    budget = _Budget(root)
+    files: list[Path] = []
+    for sub in _module_folders(root, real_root):
+        try:
+            listed = sorted(os.scandir(sub), key=lambda e: e.name)
+        except OSError as error:
+            raise ValueError(f"cannot fingerprint {root}: cannot list {sub} ({error})") from None
+        budget.listed(len(listed))
+        files += [
+            Path(e.path)
+            for e in listed
+            if e.name.endswith(MODEL_FILE_SUFFIXES) and e.is_file(follow_symlinks=True)
+        ]
+    names = {f.name for f in files if f.parent == root}
+    if not names & {"config.json", "modules.json"} or not any(
+        f.name.endswith(".safetensors") for f in files
+    ):
+        raise ValueError(
+            f"{root} is not a model folder: expected config.json (or modules.json) and "
+            f"*.safetensors weights, found {sorted(names) or 'no model file'}"
+        )
+    entries = []
+    for file in files:
+        if file.is_symlink():
+            _inside(file, roots)
+        budget.hashed(file)
+        entries.append((file.relative_to(root).as_posix(), _file_digest(file)))
+    return _digest(entries, extra)
 
 
 def validate_texts(inputs: object) -> list[str]:

@@ -17,6 +17,11 @@ and configs only) and read from the local Hugging Face cache otherwise. ``is_ava
 means "runs here without network": true for a local directory or a repository already in the
 cache. Weights are only ever read from safetensors (``use_safetensors=True``): nothing is
 unpickled.
+
+The fingerprint of ``hf:``/``sbert:`` hashes only the files the loaders read (configs,
+tokenizer files, weights; :func:`~latentbridge.encoders.base.hash_model_folder`), within
+bounds, and refuses a folder that holds no model: ``hf:/`` fails with a clear error instead of
+reading the file system.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import numpy as np
 import torch
 
 from ._locate import has_modules
-from .base import MODALITIES, Encoder, hash_files
+from .base import MODALITIES, Encoder, hash_model_folder
 
 __all__ = ["HFEncoder", "ModuleEncoder", "SBertEncoder", "TimmEncoder", "state_dict_digest"]
 
@@ -97,9 +102,28 @@ class _HubEncoder(Encoder):
     def _options(self) -> dict[str, Any]:
         return {}
 
+    def _link_roots(self, folder: Path) -> tuple[Path, ...]:
+        """Where the model files may link to: nowhere outside a local folder; a Hub snapshot
+        (``<cache>/models--<org>--<name>/snapshots/<revision>/``) links into its ``blobs/``."""
+        if Path(self.model_id).expanduser().is_dir():
+            return ()
+        return (folder.parent.parent / "blobs",)
+
     def fingerprint(self) -> str:
-        """SHA-256 of the model folder's bytes and the pooling options."""
-        return hash_files([self.local_dir()], extra={"family": self.prefix, **self._options()})
+        """SHA-256 of the model files' bytes (configs, tokenizer, weights) and the options.
+
+        Raises ``ValueError`` when the folder holds no model (see
+        :func:`~latentbridge.encoders.base.hash_model_folder`).
+        """
+        folder = self.local_dir()
+        try:
+            return hash_model_folder(
+                folder,
+                extra={"family": self.prefix, **self._options()},
+                link_roots=self._link_roots(folder),
+            )
+        except ValueError as error:
+            raise ValueError(f"encoder {self.name!r}: {error}") from None
 
 
 class HFEncoder(_HubEncoder):

@@ -21,13 +21,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._files import make_temp_dir
 from ._locate import dist_file, has_modules, package_dir, usable_cpus, version
 from .base import Encoder, cache_dir, hash_files
 
@@ -154,8 +154,7 @@ class MPNetBaseEncoder(_SentenceTransformerEncoder):
         target = cache_dir() / "models" / f"all-mpnet-base-v2-{self.fingerprint()[:16]}"
         if (target / "modules.json").is_file():
             return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-mpnet-", dir=target.parent))
+        tmp = make_temp_dir(target.parent, target.name)
         try:
             archive = tmp / "all-mpnet-base-v2.zip"
             with archive.open("wb") as out:

@@ -7,6 +7,10 @@ and a restarted run skips every cell whose file exists. Model weights a task tra
 reconstruction and graph tasks) are stored the same way under ``DIR/models/`` by
 :func:`save_state` / :func:`load_state` (``torch.save`` of plain tensors, written atomically and
 read back with ``weights_only=True``: nothing is unpickled), so a restart does not retrain them.
+
+Opening a :class:`CellStore` (the start of every run) deletes the temporary files that writers
+killed mid-write left anywhere in ``DIR`` (:func:`latentbridge._files.remove_stale_temps`
+states which temporaries count as stale; those of a writer still running are kept).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .._files import write_bytes_atomic
+from .._files import remove_stale_temps, write_bytes_atomic
 
 __all__ = [
     "COLUMNS",
@@ -77,6 +81,7 @@ class CellStore:
     def __init__(self, out: Path) -> None:
         self.out = out
         self.order: list[Path] = []
+        remove_stale_temps(out, recursive=True)
 
     def path(self, dataset: str, variant: str, seed: int, encoder: str) -> Path:
         return cell_path(self.out, dataset, variant, seed, encoder)

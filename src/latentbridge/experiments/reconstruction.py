@@ -70,6 +70,7 @@ import torch
 from torch import Tensor, nn
 
 from .._files import write_bytes_atomic
+from .._plotting import plain_text
 from .._progress import ProgressBar
 from .cells import CellStore, load_state, model_path, save_state
 from .config import DatasetConfig, ReconstructionConfig, RunConfig
@@ -531,9 +532,9 @@ def write_grid(path: Path, rows: Sequence[tuple[str, Tensor]], title: str = "") 
             else:
                 ax.axis("off")
             if c == 0:
-                ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+                ax.set_ylabel(plain_text(label), rotation=0, ha="right", va="center", fontsize=8)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(plain_text(title), fontsize=10)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", metadata={"Software": None})

@@ -30,6 +30,7 @@ import json
 import math
 import os
 import re
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from .._files import write_bytes_atomic
+from .._files import remove_stale_temps, write_bytes_atomic
+from .._plotting import plain_text
+from .._validation import warn_user
 
 __all__ = [
     "COLUMNS",
@@ -526,14 +529,14 @@ def _heatmap_png(
     cmap = "viridis_r" if _lower(metric) else "viridis"
     image = ax.imshow(masked, cmap=cmap, vmin=vmin, vmax=vmax)
     ax.set_facecolor("#d0d0d0")
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=metric)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=plain_text(metric))
     ax.set_xticks(range(n))
     ax.set_yticks(range(n))
-    ax.set_xticklabels(encoders, rotation=45, ha="right")
-    ax.set_yticklabels(encoders)
-    ax.set_xlabel(labels[1])
-    ax.set_ylabel(labels[0])
-    ax.set_title(f"{dataset} — {variant} — {metric}")
+    ax.set_xticklabels([plain_text(e) for e in encoders], rotation=45, ha="right")
+    ax.set_yticklabels([plain_text(e) for e in encoders])
+    ax.set_xlabel(plain_text(labels[1]))
+    ax.set_ylabel(plain_text(labels[0]))
+    ax.set_title(plain_text(f"{dataset} — {variant} — {metric}"))
     for i in range(n):
         for j in range(n):
             value = matrix[i, j]
@@ -656,6 +659,59 @@ def _png_figure(png: bytes, caption: str) -> str:
     )
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: Larger files in ``grids/`` are not embedded (a run's grids are a few hundred KiB).
+MAX_GRID_BYTES = 32 << 20
+
+
+def _read_grid(path: Path, root: Path) -> bytes | str:
+    """The bytes of one image grid, or why it is not embedded.
+
+    Only a regular file whose real path is inside ``root`` (the resolved run folder), opened
+    without following a symbolic link, no larger than :data:`MAX_GRID_BYTES` and starting
+    with the PNG signature, is embedded: report.html never carries another file's content.
+    """
+    if path.is_symlink():
+        return "a symbolic link"
+    if not path.resolve().is_relative_to(root):
+        return "outside the run folder"
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as error:
+        return f"unreadable: {error.strerror or error}"
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            return "not a regular file"
+        if info.st_size > MAX_GRID_BYTES:
+            return f"larger than {MAX_GRID_BYTES} bytes"
+        data = handle.read(MAX_GRID_BYTES + 1)
+    if not data.startswith(_PNG_SIGNATURE):
+        return "not a PNG file"
+    return data
+
+
+def _run_grids(folder: Path) -> list[tuple[str, bytes]]:
+    """(caption, PNG bytes) of the image grids a run wrote to ``folder/grids/``, in name order;
+    anything else found there is skipped with a warning."""
+    grids = folder / "grids"
+    if grids.is_symlink():
+        warn_user(f"{grids} is a symbolic link: its images are not embedded in report.html")
+        return []
+    if not grids.is_dir():
+        return []
+    root = folder.resolve()
+    found: list[tuple[str, bytes]] = []
+    for path in sorted(grids.glob("*.png")):
+        data = _read_grid(path, root)
+        if isinstance(data, str):
+            warn_user(f"{path} is not embedded in report.html: {data}")
+        else:
+            found.append((path.stem.replace("__", " — "), data))
+    return found
+
+
 def write_report(out_dir: str | os.PathLike[str]) -> Path:
     """Read ``out_dir/results.csv`` (and ``config.json`` if present) and write, atomically:
 
@@ -667,12 +723,16 @@ def write_report(out_dir: str | os.PathLike[str]) -> Path:
     * ``charts/<dataset>__<measure>.png`` (similarity study): grouped bar charts;
     * ``report.html``: a self-contained offline page (inline CSS, PNGs as base64 data URIs,
       every string from the inputs HTML-escaped) with the config, tables, heatmaps, charts
-      and the image grids a reconstruction run left in ``grids/``.
+      and the image grids a reconstruction run left in ``grids/`` (regular PNG files of the
+      run folder only: symbolic links and other files are skipped with a warning).
 
-    Returns the path of ``report.html``. Raises :class:`ValueError` for an invalid or empty
-    results file or an invalid ``config.json``.
+    Stale temporary files of killed writers in ``out_dir`` are deleted first
+    (:func:`latentbridge._files.remove_stale_temps`). Returns the path of ``report.html``.
+    Raises :class:`ValueError` for an invalid or empty results file or an invalid
+    ``config.json``.
     """
     folder = Path(out_dir)
+    remove_stale_temps(folder, recursive=True)
     results_file = folder / "results.csv"
     rows = read_results(results_file)
     if not rows:
@@ -738,7 +798,7 @@ def write_report(out_dir: str | os.PathLike[str]) -> Path:
         png = _heatmap_png(rows, dataset, variant, heat_metric, labels)
         write_bytes_atomic(folder / "heatmaps" / names[(dataset, variant)], png)
         figures.append((f"{dataset} — {variant}: {labels[0]} (rows) × {labels[1]} (columns)", png))
-    grids = sorted((folder / "grids").glob("*.png")) if (folder / "grids").is_dir() else []
+    grids = _run_grids(folder)
 
     esc = html.escape
     page = [
@@ -773,7 +833,7 @@ def write_report(out_dir: str | os.PathLike[str]) -> Path:
         page += [_png_figure(png, caption) for caption, png in figures]
     if grids:
         page.append("<h2>Image grids: original, non-stitched, stitched</h2>")
-        page += [_png_figure(g.read_bytes(), g.stem.replace("__", " — ")) for g in grids]
+        page += [_png_figure(png, caption) for caption, png in grids]
     page.append("</body></html>\n")
     report = folder / "report.html"
     write_bytes_atomic(report, "\n".join(page).encode("utf-8"))

@@ -62,6 +62,7 @@ from torch import Tensor
 from .. import metrics
 from .. import normalization as _norm
 from .. import projections as _projections
+from .._plotting import plain_text
 from .._progress import ProgressBar
 from .._validation import as_matrix, check_finite
 from ..transformations import TRANSFORMATIONS
@@ -681,13 +682,14 @@ def similarity_bar_chart(rows: Sequence[ResultRow], dataset: str, measure: str) 
             means.append(stat.mean)
             stds.append(stat.std)
             low = min(low, stat.mean - stat.std)
-        ax.bar(xs, means, width, yerr=stds, capsize=2, label=c, color=f"C{j % 10}")
+        ax.bar(xs, means, width, yerr=stds, capsize=2, label=plain_text(c), color=f"C{j % 10}")
     ax.axhline(0.0, color="black", linewidth=0.6)
     ax.set_ylim(min(0.0, low - 0.05), 1.05)
     ax.set_xticks(range(len(pairs)))
-    ax.set_xticklabels([_pair_label(p) for p in pairs], rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel(measure)
-    ax.set_title(f"{dataset} — {measure} (mean ± std over anchor seeds)")
+    ticks = [plain_text(_pair_label(p)) for p in pairs]
+    ax.set_xticklabels(ticks, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel(plain_text(measure))
+    ax.set_title(plain_text(f"{dataset} — {measure} (mean ± std over anchor seeds)"))
     ax.legend(fontsize=7, title="class", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     buffer = io.BytesIO()

@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +48,7 @@ from ..cache import EmbeddingCache, cache_dir
 if TYPE_CHECKING:
     from ..encoders import Encoder
 
-from .._files import sha256_file
+from .._files import make_temp_dir, sha256_file
 
 __all__ = [
     "ARCHITECTURES",
@@ -537,8 +536,7 @@ def _store(folder: Path, encoder: nn.Module, manifest: dict[str, Any]) -> None:
     """
     from safetensors.torch import save_file
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+    tmp = make_temp_dir(folder.parent, folder.name)
     try:
         state = {k: v.detach().cpu().contiguous().clone() for k, v in encoder.state_dict().items()}
         save_file(state, str(tmp / _WEIGHTS))
