@@ -90,6 +90,17 @@ def test_a_config_with_an_unknown_encoder_writes_nothing(
     assert not out.exists()
 
 
+def test_a_config_whose_dataset_is_missing_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LATENTBRIDGE_DATA", str(tmp_path / "no-data"))  # no MNIST files there
+    config = {**TINY, "datasets": [{"name": "mnist", "encoders": ["open-nsfw-resnet50"]}]}
+    out = tmp_path / "run"
+    line = _fails(capsys, ["run", _yaml(tmp_path / "c.yaml", config), "--out", str(out)])
+    assert "'datasets[0].name'" in line and "'mnist' is not available here" in line
+    assert not out.exists()
+
+
 # -- output paths -----------------------------------------------------------------------------
 
 
@@ -331,6 +342,7 @@ def test_other_user_errors(
         ([*encode, "--batch-size", "-3"], "argument --batch-size: must be a positive integer"),
         ([*encode, "--batch-size", "x"], "argument --batch-size: must be a positive integer"),
         ([*encode, "--option", "seed=NaN"], "--option seed: NaN is not a finite number"),
+        ([*encode, "--option", "seed=1e999"], "--option seed: 1e999 is not a finite number"),
         ([*encode, "--option", "seed=1", "--option", "seed=2"], "--option seed is given twice"),
         ([*encode, "--option", "nokey"], "--option takes KEY=VALUE"),
         ([*encode[:2], "nosuch", *encode[3:]], "got 'nosuch'"),
@@ -352,6 +364,16 @@ def test_other_user_errors(
     for argv, problem in cases:
         assert problem in _fails(capsys, argv), argv
     assert _files(tmp_path) == before
+
+
+def test_debug_mode_shows_the_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """LATENTBRIDGE_DEBUG=1 lets an error propagate (for bug reports), with its type."""
+    from latentbridge.encoders import UnknownEncoderError
+
+    monkeypatch.setenv("LATENTBRIDGE_DEBUG", "1")
+    argv = ["encode", "--dataset", "digits", "--encoder", "nosuch", "--quiet"]
+    with pytest.raises(UnknownEncoderError, match="nosuch"):
+        main([*argv, "--cache", str(tmp_path / "cache")])
 
 
 def test_an_interruption_is_one_line(

@@ -57,7 +57,10 @@ def test_the_stale_rule(tmp_path: Path) -> None:
         tagged(tmp_path, "a.csv", dead),  # killed writer of this host
         age(tagged(tmp_path, "b.csv", live), STALE_AGE_S + 60),  # older than a day
         age(tagged(tmp_path, "c.csv", dead, other_host), STALE_AGE_S + 60),
-        age(_write(tmp_path / ".d.csv.k3j4h5g6.tmp"), STALE_AGE_S + 60),  # older versions'
+    ]
+    # Older versions' untagged names: removed only where the library owns the folder.
+    legacy = [
+        age(_write(tmp_path / ".d.csv.k3j4h5g6.tmp"), STALE_AGE_S + 60),
         age(_write(tmp_path / ".e.gz.abcdefgh.part"), STALE_AGE_S + 60),
     ]
     kept = [
@@ -69,7 +72,27 @@ def test_the_stale_rule(tmp_path: Path) -> None:
         age(_write(tmp_path / "notes.tmp"), STALE_AGE_S + 60),  # not a hidden temporary
     ]
     assert remove_stale_temps(tmp_path) == sorted(stale)
+    assert sorted(tmp_path.iterdir()) == sorted(kept + legacy)
+    assert remove_stale_temps(tmp_path, legacy=True) == sorted(legacy)
     assert sorted(tmp_path.iterdir()) == sorted(kept)
+
+
+def test_a_user_folder_keeps_its_own_dotfiles(tmp_path: Path) -> None:
+    """Pointing a run or a report at a folder of the user's never deletes the user's files."""
+    from latentbridge.experiments.cells import CellStore
+    from latentbridge.experiments.report import write_report
+
+    own = [
+        age(_write(tmp_path / ".draft.tmp", b"precious"), 3 * STALE_AGE_S),
+        age(_write(tmp_path / "projects" / ".video.part", b"precious"), 3 * STALE_AGE_S),
+        age(_write(tmp_path / "cells" / ".notes.abcdefgh.tmp", b"precious"), 3 * STALE_AGE_S),
+    ]
+    deep = tagged(tmp_path / "projects" / "sub", "x.csv", dead_pid())  # not a run sub-folder
+    with pytest.raises(ValueError, match="not a run folder"):
+        write_report(tmp_path)
+    CellStore(tmp_path)
+    assert all(p.read_bytes() == b"precious" for p in own)
+    assert deep.exists()
 
 
 def _write(path: Path, data: bytes = b"x") -> Path:

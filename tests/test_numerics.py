@@ -11,6 +11,7 @@ distances; 2 for dot), and the product of invariances must not change at all.
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import numpy as np
@@ -97,6 +98,47 @@ def test_overflow_is_a_clear_error_that_suggests_float64(name: str) -> None:
     torch.testing.assert_close(out, expected, rtol=1e-12, atol=0)
 
 
+@pytest.mark.parametrize(
+    ("dtype", "kx", "ka"), [(torch.float32, 120, -120), (torch.float64, 1000, -990)]
+)
+def test_dot_of_samples_and_anchors_at_opposite_scales(
+    dtype: torch.dtype, kx: int, ka: int
+) -> None:
+    # Each row is rescaled by its own power of two and the two are applied back together:
+    # 2**kx * 2**ka fits although 2**kx times the unit products alone may not.
+    x, a = _data(9)
+    xs, as_ = (x * 2.0**kx).to(dtype), (a * 2.0**ka).to(dtype)
+    xs.requires_grad_(True)
+    out = projections.relative_projection(xs, as_, "dot")
+    expected = (x @ a.T) * 2.0 ** (kx + ka)
+    torch.testing.assert_close(out.double(), expected, rtol=_tolerance(dtype), atol=0)
+    out.sum().backward()  # d/dx sum_j <x, a_j> = sum_j a_j, exactly
+    assert xs.grad is not None
+    expected_grad = as_.double().sum(dim=0).expand_as(xs)
+    torch.testing.assert_close(xs.grad.double(), expected_grad, rtol=_tolerance(dtype), atol=0)
+
+
+@pytest.mark.parametrize("name", ["euclidean", "l1", "linf", "dot", "rbf"])
+def test_gradients_are_those_of_the_unscaled_computation(name: str) -> None:
+    # At a normal scale the rescaling must be invisible to autograd too.
+    x, a = _data(10)
+    x.requires_grad_(True)
+    a = a.clone().requires_grad_(True)
+    projections.relative_projection(x, a, name).square().sum().backward()
+    gx, ga = x.grad, a.grad
+    x2, a2 = x.detach().clone().requires_grad_(True), a.detach().clone().requires_grad_(True)
+    reference = {
+        "euclidean": lambda: torch.cdist(x2, a2, compute_mode="donot_use_mm_for_euclid_dist"),
+        "l1": lambda: torch.cdist(x2, a2, p=1.0),
+        "linf": lambda: torch.cdist(x2, a2, p=float("inf")),
+        "dot": lambda: x2 @ a2.T,
+        "rbf": lambda: torch.exp(-torch.cdist(x2, a2).square() / projections.rbf_bandwidth(a2)),
+    }[name]()
+    reference.square().sum().backward()
+    torch.testing.assert_close(gx, x2.grad, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(ga, a2.grad, rtol=1e-12, atol=1e-12)
+
+
 def test_half_precision_result_beyond_65504_is_an_error_not_inf() -> None:
     x = torch.full((2, 4), 200.0, dtype=torch.float16)
     with pytest.raises(ValueError, match="float16"):
@@ -161,6 +203,17 @@ def test_normalisations_are_fitted_without_overflow(
     )
     ref = projections.relative_projection(x.to(dtype), a.to(dtype), "cosine", normalization)
     torch.testing.assert_close(out, ref, rtol=_tolerance(dtype), atol=_tolerance(dtype))
+
+
+def test_standard_statistics_keep_columns_of_very_different_magnitudes() -> None:
+    # float32 columns at 2**100 and 2**-100: one common power of two would push the small one
+    # into the denormal range; per-column ones keep every digit.
+    _, a = _data(11, d=2)
+    col = torch.tensor([2.0**100, 2.0**-100], dtype=torch.float64)
+    shift, scale = lb.normalization.fit_absolute("standard", (a * col).float())
+    ref_shift, ref_scale = lb.normalization.fit_absolute("standard", a)
+    torch.testing.assert_close(shift.double() / col, ref_shift, rtol=1e-6, atol=0)
+    torch.testing.assert_close(scale.double() / col, ref_scale, rtol=1e-6, atol=0)
 
 
 # --------------------------------------------------------------------------- the product
@@ -276,7 +329,7 @@ def test_wrong_types_are_type_errors_naming_the_argument(bad: object) -> None:
 _VALUES = st.sampled_from([0.0, 1.0, -1.0, 1e-45, 1e-300, 1e300, 3e38, 65504.0, math.nan, math.inf])
 
 
-@settings(max_examples=60)
+@settings(max_examples=max(60, settings().max_examples))
 @given(
     n=st.integers(0, 4),
     k=st.integers(0, 3),
@@ -306,19 +359,34 @@ def test_fuzz_every_input_gives_a_finite_result_or_a_clear_error(
     if both.numel():
         both[where % both.numel()] = fill
     x, a = both[: n * d].reshape(n, d).to(dtype), both[n * d :].reshape(k, d).to(dtype)
+    # The only errors a call may raise, each for its reason (checked in this order).
+    if k == 0:
+        expected = r"^anchors must hold at least one anchor"
+    elif d == 0:
+        expected = r"^(x|anchors) must have at least one feature"
+    elif not (bool(torch.isfinite(x).all()) and bool(torch.isfinite(a).all())):
+        expected = r"^(x|anchors) contains \d+ NaN or infinite"  # float16 casts 1e300 to inf
+    else:
+        expected = rf"^(the '{name}' relative representation .* do not fit|the rbf projection)"
+    outputs = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # duplicate anchors, constant features
-        try:
-            out = projections.relative_projection(x, a, name, normalization)
-        except ValueError as error:
-            message = str(error)
-            assert any(word in message for word in ("x ", "x,", "anchors", f"'{name}'", "rbf")), (
-                message
-            )
-            return
-    assert out.shape == (n, k)
-    assert out.dtype == dtype
-    assert bool(torch.isfinite(out).all())
+        for compute in (
+            lambda: projections.relative_projection(x, a, name, normalization),
+            lambda: lb.RelativeProjection(name, normalization).fit(a)(x),
+        ):
+            try:
+                outputs.append(compute())
+            except ValueError as error:
+                assert re.match(expected, str(error)), (expected, str(error))
+    if not outputs:
+        return
+    assert len(outputs) == 2  # the function and the module agree on what is an error
+    for out in outputs:
+        assert out.shape == (n, k)
+        assert out.dtype == dtype
+        assert bool(torch.isfinite(out).all())
+    assert torch.equal(outputs[0], outputs[1])
 
 
 # --------------------------------------------------------------------------- anchors
@@ -333,18 +401,20 @@ def test_geometric_anchor_selection_is_scale_invariant(strategy: str, k: int) ->
 
 
 @pytest.mark.parametrize(
-    ("labels", "message"),
+    ("labels", "error", "message"),
     [
-        (np.array([1, "a"] * 10, dtype=object), "mix of integer, string"),
-        (np.array([0.0, math.nan] * 10), "NaN or infinite"),
-        (np.array([1 + 1j] * 20), "integers or strings"),
+        (np.array([1, "a"] * 10, dtype=object), ValueError, "mix of integer, string"),
+        (np.array([None, 1] * 10, dtype=object), ValueError, "mix of NoneType, integer"),
+        (np.array([0.0, math.nan] * 10), ValueError, "NaN or infinite"),
+        (np.array([1.0, math.nan] * 10, dtype=object), ValueError, "NaN or infinite"),
+        (np.array([1 + 1j] * 20), TypeError, "integers or strings"),
     ],
 )
 def test_stratified_labels_that_define_no_classes_are_clear_errors(
-    labels: np.ndarray, message: str
+    labels: np.ndarray, error: type[Exception], message: str
 ) -> None:
     x = np.zeros((20, 2))
-    with pytest.raises((ValueError, TypeError), match=message):
+    with pytest.raises(error, match=message):
         lb.anchors.select(x, 4, "stratified", labels=labels)
 
 
@@ -354,4 +424,8 @@ def test_stratified_accepts_object_arrays_of_one_kind() -> None:
     as_int = lb.anchors.select(x, 4, "stratified", labels=np.array([1, 2] * 10, dtype=object))
     expected = lb.anchors.select(x, 4, "stratified", labels=np.array([1, 2] * 10))
     assert np.array_equal(as_int, expected)
+    for same_kind in ([False, True] * 10, [1.0, 2.0] * 10, [1, 2.0] * 10):
+        labels = np.array(same_kind, dtype=object)
+        picked = lb.anchors.select(x, 4, "stratified", labels=labels)
+        assert np.array_equal(picked, expected)  # two classes, in the same sorted order
     assert np.array_equal(np.sort(as_str % 2), np.array([0, 0, 1, 1]))

@@ -8,15 +8,19 @@ Temporary names carry their writer::
 
     .<name>.lb-<host>-<pid>.<random>.tmp
 
-``<host>`` is the first 12 hex digits of the SHA-256 of this machine's host name and ``<pid>``
-the writing process's id. A writer killed mid-write (``kill -9``, a lost node) leaves its
-temporary behind; :func:`remove_stale_temps` deletes those, and only those, that are *stale*:
+``<host>`` is the first 12 hex digits of the SHA-256 of this machine's host name and, where the
+system has them, of the process-id namespace (Linux ``/proc/self/ns/pid``: two containers that
+share a host name do not share process ids), and ``<pid>`` the writing process's id. A writer
+killed mid-write (``kill -9``, a lost node) leaves its temporary behind;
+:func:`remove_stale_temps` deletes those, and only those, that are *stale*:
 
 * a tagged temporary of **this host** whose process is **no longer running** (on Windows,
   where there is no harmless probe of a process id, this test is skipped), or
-* any temporary (tagged, or one named by an older version: ``.*.tmp``, ``.*.part``, a
-  cache staging folder ``.<key[:12]>.<random>``) **older than** :data:`STALE_AGE_S` (24 hours,
-  by modification time).
+* a tagged temporary **older than** :data:`STALE_AGE_S` (24 hours, by modification time), and,
+  only in folders that the library owns entirely (``legacy=True``: the embedding cache), a
+  temporary named by an older version (``.*.tmp``, ``.*.part``, a cache staging folder
+  ``.<key[:12]>.<random>``) older than that. Elsewhere (run folders, download folders, which a
+  user may share with files of their own) an untagged name is never touched.
 
 So the temporary of a writer that is still running -- another process sharing the cache or the
 run folder, on this machine or another one mounting the same file system -- is never deleted:
@@ -30,6 +34,7 @@ after a crash only delays the cleanup until the age rule applies.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
@@ -65,8 +70,13 @@ _TAGGED = re.compile(r"^\..*\.lb-(?P<host>[0-9a-f]{12})-(?P<pid>[0-9]+)\.[A-Za-z
 _LEGACY = re.compile(r"^\..+\.(tmp|part)$|^\.[0-9a-f]{12}\.[a-z0-9_]{8}$")
 
 
+@functools.cache
 def _host_tag() -> str:
-    return hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:12]
+    """This host (and process-id namespace), hashed: the scope in which a pid identifies."""
+    host = socket.gethostname()
+    with contextlib.suppress(OSError):
+        host += "\0" + os.readlink("/proc/self/ns/pid")
+    return hashlib.sha256(host.encode("utf-8", "replace")).hexdigest()[:12]
 
 
 def _prefix(name: str) -> str:
@@ -143,11 +153,21 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def is_stale_temp(path: Path, *, max_age_s: float = STALE_AGE_S, now: float | None = None) -> bool:
-    """Whether ``path`` is a temporary left by a writer that is gone (the module's rule)."""
+def is_stale_temp(
+    path: Path,
+    *,
+    max_age_s: float = STALE_AGE_S,
+    now: float | None = None,
+    legacy: bool = False,
+) -> bool:
+    """Whether ``path`` is a temporary left by a writer that is gone (the module's rule).
+
+    ``legacy`` also counts the untagged names of older versions (only for folders that the
+    library owns entirely).
+    """
     name = path.name
     tagged = _TAGGED.match(name)
-    if tagged is None and _LEGACY.match(name) is None:
+    if tagged is None and not (legacy and _LEGACY.match(name) is not None):
         return False
     try:
         mtime = path.lstat().st_mtime
@@ -178,13 +198,14 @@ def remove_stale_temps(
     *,
     recursive: bool = False,
     max_age_s: float = STALE_AGE_S,
+    legacy: bool = False,
 ) -> list[Path]:
     """Delete the stale temporary files and folders in ``folder``; returns what was removed.
 
     ``recursive`` also searches the sub-folders (symbolic links are never followed, and a
     removed temporary folder is not searched). Finished files, other names and the temporaries
-    of writers still running are left alone (see the module docstring for the rule). A missing
-    ``folder`` is not an error.
+    of writers still running are left alone (see the module docstring for the rule, and for
+    ``legacy``). A missing ``folder`` is not an error.
     """
     root = Path(folder)
     removed: list[Path] = []
@@ -198,7 +219,7 @@ def remove_stale_temps(
             continue
         for entry in entries:
             path = Path(entry.path)
-            if is_stale_temp(path, max_age_s=max_age_s, now=now):
+            if is_stale_temp(path, max_age_s=max_age_s, now=now, legacy=legacy):
                 if _remove(path):
                     removed.append(path)
             elif recursive and entry.is_dir(follow_symlinks=False):

@@ -15,10 +15,26 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["exponent", "ldexp", "max_abs", "pow2_factors", "pow2_floor"]
+__all__ = [
+    "exponent",
+    "ldexp",
+    "max_abs",
+    "pow2_exponent",
+    "pow2_factors",
+    "pow2_floor",
+    "times_pow2",
+]
 
 # Bytes of one float64 working block when scanning large inputs (32 MiB).
 _BLOCK_BYTES = 1 << 25
+
+
+def pow2_exponent(magnitude: Tensor) -> Tensor:
+    """``floor(log2(magnitude))`` elementwise as integers (0 where ``magnitude`` is 0 or not
+    finite), so ``magnitude / 2**result`` lies in ``[1, 2)``."""
+    _, exponent = torch.frexp(magnitude)  # magnitude = mantissa * 2**exponent, mantissa in [.5, 1)
+    valid = (magnitude > 0) & torch.isfinite(magnitude)
+    return torch.where(valid, exponent - 1, torch.zeros_like(exponent))
 
 
 def pow2_floor(magnitude: Tensor) -> Tensor:
@@ -27,10 +43,20 @@ def pow2_floor(magnitude: Tensor) -> Tensor:
     The result is 1 where ``magnitude`` is 0 or not finite. It is representable for every
     positive finite input, denormals included (the largest is ``2 ** 127`` in float32).
     """
-    _, exponent = torch.frexp(magnitude)  # magnitude = mantissa * 2**exponent, mantissa in [.5, 1)
-    one = torch.ones_like(magnitude)
-    scale = torch.ldexp(one, exponent - 1)
-    return torch.where((magnitude > 0) & torch.isfinite(magnitude), scale, one)
+    return torch.ldexp(torch.ones_like(magnitude), pow2_exponent(magnitude))
+
+
+def times_pow2(t: Tensor, exponent: Tensor) -> Tensor:
+    """``t * 2**exponent`` elementwise (broadcast), exact unless the result leaves the dtype.
+
+    Applied in two halves of the same sign, so no factor overflows or underflows on its own
+    where the product would not (``2**250 * 2**-200`` is computed, not ``inf * 0``).
+    """
+    half = torch.div(exponent, 2, rounding_mode="floor")
+    one = torch.ones_like(half, dtype=t.dtype)
+    # Multiplications by constant powers of two, so that autograd differentiates t exactly
+    # (torch.ldexp's own backward does not propagate to its input).
+    return t * torch.ldexp(one, half) * torch.ldexp(one, exponent - half)
 
 
 def max_abs(*tensors: Tensor) -> Tensor:
@@ -55,11 +81,13 @@ def exponent(t: Tensor) -> int:
     return math.frexp(peak)[1] - 1 if peak > 0 else 0
 
 
-def pow2_factors(k: int) -> list[float]:
-    """Normal float64 factors (at most ``2^±1000`` each) whose product is ``2^k``."""
+def pow2_factors(k: int, dtype: torch.dtype = torch.float64) -> list[float]:
+    """Factors, each a normal number of ``dtype`` (at most ``2^±126`` in float32, ``2^±1000``
+    in float64), whose product is ``2^k``."""
+    limit = min(1000, int(math.log2(torch.finfo(dtype).max)) - 1)
     factors = []
     while k != 0:
-        step = max(-1000, min(1000, k))
+        step = max(-limit, min(limit, k))
         factors.append(2.0**step)
         k -= step
     return factors
@@ -68,6 +96,6 @@ def pow2_factors(k: int) -> list[float]:
 def ldexp(t: Tensor, k: int) -> Tensor:
     """``t * 2^k``, exact unless the result leaves the dtype's range (a new tensor unless
     ``k == 0``)."""
-    for factor in pow2_factors(k):
+    for factor in pow2_factors(k, t.dtype):
         t = t * factor
     return t

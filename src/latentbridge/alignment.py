@@ -55,7 +55,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._scaling import exponent, ldexp
+from ._scaling import exponent, ldexp, pow2_floor
 from ._validation import ArrayLike, as_matrix, check_finite, linalg_errors
 
 __all__ = [
@@ -162,11 +162,8 @@ def _mean(z: Tensor) -> Tensor:
 
 def _column_scale(z: Tensor) -> Tensor:
     """Per column, the power of two ``p`` with ``max |z[:, j]| / p`` in [1, 2) (1 for a zero
-    column); dividing by it is exact at any float64 magnitude."""
-    peak = z.abs().amax(dim=0)  # z has at least one row (checked by fit)
-    exponent = torch.frexp(peak).exponent.to(z.dtype) - 1
-    scale = torch.pow(2.0, exponent)  # 2^-1074 ... 2^1023: always representable
-    return torch.where(peak > 0, scale, torch.ones_like(scale))
+    column); dividing by it is exact at any magnitude (z has at least one row)."""
+    return pow2_floor(z.abs().amax(dim=0))
 
 
 def _check_square(name: str, x: Tensor, y: Tensor) -> None:

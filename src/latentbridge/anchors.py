@@ -177,32 +177,45 @@ def _check_labels(labels: object, n: int) -> np.ndarray:
 
 
 def _orderable_labels(array: np.ndarray) -> np.ndarray:
-    """``array`` if its classes can be sorted (all numbers or all strings), else ``ValueError``."""
+    """``array`` as sortable class values (integers, booleans, strings or finite floats).
+
+    An object array holding one kind of value is converted to it; a mix of strings and numbers
+    has no order and is a ``ValueError``; other dtypes (complex, dates, ...) a ``TypeError``.
+    """
+    if array.dtype.kind == "O":
+        kinds = {_label_kind(v) for v in array.tolist()}
+        converted = {
+            frozenset({"string"}): str,
+            frozenset({"bool"}): bool,
+            frozenset({"integer"}): np.int64,
+            frozenset({"integer", "float"}): np.float64,
+            frozenset({"float"}): np.float64,
+        }.get(frozenset(kinds))
+        if converted is None:
+            raise ValueError(
+                "labels must be all integers, all booleans, all numbers or all strings to "
+                f"define classes, got a mix of {', '.join(sorted(kinds))}; convert them first, "
+                "e.g. labels.astype(str)"
+            )
+        array = array.astype(converted)
     kind = array.dtype.kind
-    if kind in "biu" or kind in "US":
-        return array
-    if kind == "f":
-        if not bool(np.isfinite(array).all()):
-            raise ValueError("labels must be finite class values, got NaN or infinite labels")
-        return array
-    if kind == "O":
-        kinds = {
-            "string" if isinstance(v, str) else "integer" if _is_integer(v) else type(v).__name__
-            for v in array.tolist()
-        }
-        if kinds <= {"string"}:
-            return array.astype(str)
-        if kinds <= {"integer"}:
-            return array.astype(np.int64)
-        raise ValueError(
-            "labels must be all integers or all strings to define classes, got a mix of "
-            f"{', '.join(sorted(kinds))}; convert them first, e.g. labels.astype(str)"
-        )
-    raise TypeError(f"labels must hold integers or strings, got numpy dtype {array.dtype}")
+    if kind not in "biufUS":
+        raise TypeError(f"labels must hold integers or strings, got numpy dtype {array.dtype}")
+    if kind == "f" and not bool(np.isfinite(array).all()):
+        raise ValueError("labels must be finite class values, got NaN or infinite labels")
+    return array
 
 
-def _is_integer(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+def _label_kind(value: object) -> str:
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, (int, np.integer)):
+        return "integer"
+    if isinstance(value, (float, np.floating)):
+        return "float"
+    return type(value).__name__
 
 
 def _check_finite(tensor: Tensor) -> None:

@@ -201,7 +201,7 @@ class EmbeddingCache:
             with contextlib.suppress(OSError):
                 folders += [p for p in (self.root / sub).iterdir() if p.is_dir()]
         for folder in folders:
-            remove_stale_temps(folder)
+            remove_stale_temps(folder, legacy=True)  # the cache's folders are its own
 
     # -- reading -------------------------------------------------------------------------
 

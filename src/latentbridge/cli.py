@@ -8,6 +8,7 @@ error: ...``, naming the argument or path; output paths are checked before any l
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -219,6 +220,12 @@ def _parse_options(pairs: Sequence[str]) -> dict[str, object]:
     def refuse(constant: str) -> object:
         raise ValueError(f"--option {key}: {constant} is not a finite number")
 
+    def finite(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):  # 1e999 overflows to inf
+            refuse(text)
+        return value
+
     options: dict[str, object] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
@@ -227,7 +234,7 @@ def _parse_options(pairs: Sequence[str]) -> dict[str, object]:
         if key in options:
             raise ValueError(f"--option {key} is given twice")
         try:
-            options[key] = json.loads(raw, parse_constant=refuse)
+            options[key] = json.loads(raw, parse_constant=refuse, parse_float=finite)
         except json.JSONDecodeError:
             options[key] = raw
     return options
@@ -526,7 +533,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status.
 
     A user error exits with status 2 (``SystemExit``) after one line on standard error; an
-    interruption (Ctrl-C) returns 130 after one line.
+    interruption (Ctrl-C) returns 130 after one line. With ``LATENTBRIDGE_DEBUG=1`` in the
+    environment, errors propagate with their traceback instead (for bug reports).
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -539,6 +547,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"latentbridge {args.command}: interrupted", file=sys.stderr)
         return 130
     except (ValueError, TypeError, ImportError, RuntimeError, OSError) as error:
+        if os.environ.get("LATENTBRIDGE_DEBUG", "") not in ("", "0"):
+            raise
         parser.exit(2, f"latentbridge {args.command}: error: {_one_line(error)}\n")
 
 

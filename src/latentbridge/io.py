@@ -161,11 +161,13 @@ def save_embeddings(
     file = Path(path)
     suffix = check_embedding_path(file)
     array = np.ascontiguousarray(embeddings)
-    if array.ndim != 2 or array.dtype.kind != "f":
-        raise ValueError(
-            "embeddings must be a 2-D (N, D) floating-point array, got shape "
-            f"{array.shape} and dtype {array.dtype}"
+    if array.dtype.kind != "f":
+        raise TypeError(
+            f"embeddings must hold floating-point numbers, got dtype {array.dtype}; cast them "
+            "first, e.g. embeddings.astype(np.float32)"
         )
+    if array.ndim != 2:
+        raise ValueError(f"embeddings must be a 2-D (N, D) array, got shape {array.shape}")
 
     def write(handle: BinaryIO) -> None:
         if suffix == ".npy":

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ._scaling import max_abs, pow2_floor
+from ._scaling import pow2_floor
 from ._validation import warn_user
 from .transformations import TRANSFORMATIONS, closure
 
@@ -129,9 +129,10 @@ def fit_absolute(name: str, anchors: Tensor) -> tuple[Tensor, Tensor]:
     zeros = torch.zeros(dim, dtype=anchors.dtype, device=anchors.device)
     if name in ("none", "l2"):
         return zeros, ones
-    # The statistics are computed on the anchors divided by a power of two near their magnitude
-    # (exact), so that neither the sum nor the squared deviations overflow or underflow.
-    unit = pow2_floor(max_abs(anchors))
+    # The statistics are computed per column on the anchors divided by a power of two near the
+    # column's magnitude (exact), so that neither the sum nor the squared deviations overflow
+    # or underflow, however different the columns' magnitudes are.
+    unit = pow2_floor(anchors.detach().abs().amax(dim=0))
     unit_anchors = anchors / unit
     unit_shift = unit_anchors.mean(dim=0)
     if name == "center":

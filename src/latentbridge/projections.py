@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from . import normalization as _norm
-from ._scaling import max_abs, pow2_floor
+from ._scaling import max_abs, pow2_exponent, pow2_floor, times_pow2
 from ._validation import (
     ArrayLike,
     as_matrix,
@@ -275,9 +275,10 @@ def _dot(x: Tensor, anchors: Tensor) -> Tensor:
     """Inner product (the paper's "Orthogonal" subspace)."""
     # Each row is divided by a power of two near its largest entry (exact) and the products are
     # scaled back: the same bits as x @ anchors.T wherever that neither overflows nor underflows.
-    row_scale = pow2_floor(x.detach().abs().amax(dim=1, keepdim=True))
-    anchor_scale = pow2_floor(anchors.detach().abs().amax(dim=1, keepdim=True))
-    return ((x / row_scale) @ (anchors / anchor_scale).T) * row_scale * anchor_scale.T
+    row_exp = pow2_exponent(x.detach().abs().amax(dim=1, keepdim=True))
+    anchor_exp = pow2_exponent(anchors.detach().abs().amax(dim=1, keepdim=True))
+    unit = times_pow2(x, -row_exp) @ times_pow2(anchors, -anchor_exp).T
+    return times_pow2(unit, row_exp + anchor_exp.T)
 
 
 def _angular(x: Tensor, anchors: Tensor) -> Tensor:

@@ -191,10 +191,20 @@ def load(name: str, split: str = "train", **options: Any) -> LoadResult:
         raise ValueError(f"split for {name!r} must be one of {list(spec.splits)}, got {split!r}")
     # A root or a download request points the loader elsewhere; it reports a missing source.
     check_options(name, options)
+    check_available(name, options)
+    return spec.loader(split, **options)
+
+
+def check_available(name: str, options: Mapping[str, Any]) -> None:
+    """Raise :class:`SourceMissingError` if dataset ``name``'s source is not here.
+
+    A ``root`` or ``download`` option points the loader elsewhere: the loader reports a missing
+    source then.
+    """
+    spec = get(name)
     redirected = options.get("root") is not None or bool(options.get("download"))
     if not redirected and not spec.is_available():
         raise SourceMissingError(f"dataset {name!r} is not available here: {spec.install_hint}")
-    return spec.loader(split, **options)
 
 
 def split_indices(

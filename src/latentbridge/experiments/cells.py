@@ -29,12 +29,14 @@ from .._files import remove_stale_temps, write_bytes_atomic
 
 __all__ = [
     "COLUMNS",
+    "RUN_SUBFOLDERS",
     "CellStore",
     "cell_path",
     "consolidate",
     "csv_text",
     "load_state",
     "model_path",
+    "remove_run_temps",
     "save_state",
 ]
 
@@ -75,13 +77,29 @@ def consolidate(out: Path, order: Sequence[Path]) -> Path:
     return target
 
 
+#: The sub-folders a run writes (besides files at its top level).
+RUN_SUBFOLDERS = ("cells", "models", "heatmaps", "charts", "grids")
+
+
+def remove_run_temps(out: Path) -> list[Path]:
+    """Delete what killed writers left in the run folder ``out`` (tagged temporaries only).
+
+    Searched: ``out`` itself and the sub-folders a run writes, never the rest of a folder the
+    user chose, and never a file the library did not name.
+    """
+    removed = remove_stale_temps(out)
+    for sub in RUN_SUBFOLDERS:
+        removed += remove_stale_temps(out / sub, recursive=True)
+    return removed
+
+
 class CellStore:
     """The cells of one run, in plan order: ``store.compute(path, make_rows)`` runs a cell once."""
 
     def __init__(self, out: Path) -> None:
         self.out = out
         self.order: list[Path] = []
-        remove_stale_temps(out, recursive=True)
+        remove_run_temps(out)
 
     def path(self, dataset: str, variant: str, seed: int, encoder: str) -> Path:
         return cell_path(self.out, dataset, variant, seed, encoder)

@@ -696,8 +696,9 @@ def check_runnable(config: RunConfig) -> None:
     """Check, before a run writes anything, that ``config`` is valid and can run here.
 
     A :class:`RunConfig` built in Python gets the checks :func:`load_config` applies to a YAML
-    file (``ConfigError`` naming the key); then every encoder it names must be installed
-    (``RuntimeError`` saying what to install). Only registry metadata and file probes are
+    file (``ConfigError`` naming the key); then every dataset's source must be here
+    (``SourceMissingError``) and every encoder it names installed (``RuntimeError`` saying what
+    to install). Only registry metadata and file probes are
     read: nothing is loaded or encoded.
     """
     try:  # the form config.json stores; non-finite numbers pass, for parse_config to name
@@ -707,9 +708,14 @@ def check_runnable(config: RunConfig) -> None:
     if config.task == "similarity":
         raw.pop("metrics", None)  # derived from similarity.measures
     parse_config(raw, name=config.name)
-    from .. import encoders
+    from .. import data, encoders
 
     for i, ds in enumerate(config.datasets):
+        if ds.name != "synthetic":
+            try:
+                data.check_available(ds.name, ds.options)
+            except data.SourceMissingError as error:
+                raise type(error)(f"config key 'datasets[{i}].name': {error}") from None
         for name in ds.encoders:
             info = encoders.info(name)
             if not info.is_available():

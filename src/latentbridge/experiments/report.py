@@ -38,9 +38,10 @@ from typing import Any
 
 import numpy as np
 
-from .._files import remove_stale_temps, write_bytes_atomic
+from .._files import write_bytes_atomic
 from .._plotting import plain_text
 from .._validation import warn_user
+from .cells import remove_run_temps
 
 __all__ = [
     "COLUMNS",
@@ -732,8 +733,10 @@ def write_report(out_dir: str | os.PathLike[str]) -> Path:
     ``config.json``.
     """
     folder = Path(out_dir)
-    remove_stale_temps(folder, recursive=True)
     results_file = folder / "results.csv"
+    if not results_file.is_file():
+        raise ValueError(f"{folder} is not a run folder: it holds no results.csv")
+    remove_run_temps(folder)
     rows = read_results(results_file)
     if not rows:
         raise ValueError(f"{results_file}: no result rows")
