@@ -415,7 +415,7 @@ def test_k_not_int_raises_type_error(bad: object) -> None:
 
 @pytest.mark.parametrize("bad", [0, -1])
 def test_k_not_positive_raises(bad: int) -> None:
-    with pytest.raises(ValueError, match=rf"k must be a positive int, got k={bad}"):
+    with pytest.raises(ValueError, match=rf"k must be a positive integer, got {bad}"):
         select(_data(), bad)
 
 
@@ -427,7 +427,7 @@ def test_k_larger_than_n_raises() -> None:
 def test_unknown_strategy_lists_strategies() -> None:
     with pytest.raises(
         ValueError,
-        match=r"strategy must be one of 'uniform', 'stratified', 'fps', 'kmeans', got 'random'",
+        match=r"strategy must be one of \['uniform', 'stratified', 'fps', 'kmeans'\], got 'random'",
     ):
         select(_data(), 3, "random")
 
@@ -454,7 +454,7 @@ def test_labels_wrong_type_raises() -> None:
 
 @pytest.mark.parametrize("bad", [1.5, "0", None, True])
 def test_seed_not_int_raises_type_error(bad: object) -> None:
-    with pytest.raises(TypeError, match=r"seed must be an int"):
+    with pytest.raises(TypeError, match=r"seed must be a non-negative integer"):
         select(_data(), 3, seed=bad)  # type: ignore[arg-type]
 
 

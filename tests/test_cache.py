@@ -6,6 +6,7 @@ import hashlib
 import json
 import multiprocessing
 import multiprocessing.context
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 
 from latentbridge import data
 from latentbridge.cache import EmbeddingCache, cache_dir, fingerprint_inputs, make_key
+from latentbridge.encoders import Encoder
 from latentbridge.encoding import encode
 
 
@@ -146,6 +148,48 @@ def test_cache_dir_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     assert not (tmp_path / "xdg").exists()  # nothing created until written
 
 
+@pytest.mark.parametrize(
+    ("platform", "env", "root"),
+    [
+        ("linux", {}, "home/.cache/latentbridge"),
+        ("linux", {"XDG_CACHE_HOME": "xdg"}, "xdg/latentbridge"),
+        ("darwin", {}, "home/Library/Caches/latentbridge"),
+        ("darwin", {"XDG_CACHE_HOME": "xdg"}, "home/Library/Caches/latentbridge"),
+        ("win32", {"LOCALAPPDATA": "local"}, "local/latentbridge/Cache"),
+        ("win32", {}, "home/AppData/Local/latentbridge/Cache"),
+        ("win32", {"LATENTBRIDGE_CACHE": "mine", "LOCALAPPDATA": "local"}, "mine"),
+    ],
+)
+def test_one_cache_root_for_embeddings_models_and_downloads(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, platform: str, env: dict, root: str
+) -> None:
+    """The embedding cache, the encoders' unpacked models and dataset downloads share the root
+    that ``cache_dir`` gives on each platform (with ``HOME`` and the variables set here)."""
+    from latentbridge import encoders
+    from latentbridge.data._common import data_root
+    from latentbridge.encoders.text import MPNetBaseEncoder
+
+    for name in ("LATENTBRIDGE_CACHE", "XDG_CACHE_HOME", "LOCALAPPDATA", "LATENTBRIDGE_DATA"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for name, value in env.items():
+        monkeypatch.setenv(name, str(tmp_path / value))
+    monkeypatch.setattr("sys.platform", platform)
+    expected = tmp_path / root
+    assert encoders.cache_dir is cache_dir  # one function, re-exported
+    assert cache_dir() == expected
+    assert EmbeddingCache().root == expected
+    assert data_root(None, "mnist") == expected / "mnist"  # where downloads go
+    assert list(tmp_path.iterdir()) == []  # resolving creates nothing
+    # the folder an encoder unpacks its model into
+    mpnet = MPNetBaseEncoder()
+    monkeypatch.setattr(mpnet, "fingerprint", lambda: "ab" * 32)
+    unpacked = expected / "models" / f"all-mpnet-base-v2-{'ab' * 8}"
+    unpacked.mkdir(parents=True)
+    (unpacked / "modules.json").write_text("[]")
+    assert mpnet._model_dir() == unpacked
+
+
 def test_fingerprint_inputs() -> None:
     a = np.zeros((2, 3), np.uint8)
     assert fingerprint_inputs(a) == fingerprint_inputs(a.copy())
@@ -221,6 +265,55 @@ def test_encode_errors(tmp_path: Path, tiny_dataset: object) -> None:
         encode("no-such-dataset", _Doubler(), cache=EmbeddingCache(tmp_path))
 
 
+class _MeanEncoder(Encoder):
+    """A library encoder (the batching and progress of :class:`Encoder`) of the mean pixel."""
+
+    name, modality = "test-mean", "vision"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.progress_calls: list[tuple[int, int]] = []
+
+    @property
+    def dim(self) -> int:
+        return 1
+
+    def is_available(self) -> bool:
+        return True
+
+    def fingerprint(self) -> str:
+        return "test-mean-v1"
+
+    def _load(self) -> object:
+        return object()
+
+    def _encode_batch(self, batch: np.ndarray) -> np.ndarray:
+        return batch.reshape(len(batch), -1).mean(axis=1, keepdims=True)
+
+    def encode(self, inputs, batch_size=64, progress=None):  # type: ignore[no-untyped-def]
+        def recorded(done: int, total: int) -> None:
+            self.progress_calls.append((done, total))
+            progress(done, total)
+
+        return super().encode(inputs, batch_size, None if progress is None else recorded)
+
+
+def test_encoding_bar_names_the_encoder_and_follows_every_batch(
+    tmp_path: Path, tiny_dataset: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    enc = _MeanEncoder()
+    out = encode("test-tiny", enc, cache=EmbeddingCache(tmp_path), batch_size=4, chunk_size=8)
+    assert out.shape == (30, 1)
+    err = capsys.readouterr().err
+    assert "encode test-tiny/train with test-mean" in err and "30/30" in err
+    assert re.search(r"\[\d\d:\d\d<\d\d:\d\d", err), err  # elapsed < remaining
+    # per batch within each chunk (8, 8, 8 then 6 samples), in samples of the chunk
+    assert enc.progress_calls == [(4, 8), (8, 8)] * 3 + [(4, 6), (6, 6)]
+    encode("test-tiny", enc, cache=EmbeddingCache(tmp_path), progress=False)
+    encode("test-tiny", enc, cache=EmbeddingCache(tmp_path), progress=False, refresh=True)
+    assert capsys.readouterr().err == ""
+
+
 # -- entries that pass the checksum but are not what the request needs ------------------------
 
 
@@ -290,9 +383,9 @@ def test_sample_count_of_the_caller_is_checked(tmp_path: Path) -> None:
     with pytest.warns(UserWarning, match="holds 10 samples, expected 12"):
         out = cache.compute(FIELDS, 12, lambda a, b: _array(n=12)[a:b])
     assert np.array_equal(out, _array(n=12))
-    with pytest.raises(ValueError, match="num_samples must be a non-negative int, got -1"):
+    with pytest.raises(ValueError, match="num_samples must be a non-negative integer, got -1"):
         cache.compute(FIELDS, -1, lambda a, b: _array()[a:b])
-    with pytest.raises(ValueError, match="num_samples must be a non-negative int, got True"):
+    with pytest.raises(ValueError, match="num_samples must be a non-negative integer, got True"):
         cache.get(FIELDS, num_samples=True)
 
 

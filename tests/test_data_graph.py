@@ -281,6 +281,69 @@ def test_wordnet_malformed_line_names_file_and_line(tmp_path: Path) -> None:
         G.load_wordnet_graph(root=tmp_path, num_classes=2, nodes_per_class=3, num_train_per_class=1)
 
 
+_WORDNET_LAYOUT = (  # some of the files of Debian wordnet-base's /usr/share/wordnet
+    "data.adj",
+    "data.adv",
+    "data.noun",
+    "data.verb",
+    "index.noun",
+    "index.verb",
+    "index.sense",
+    "lexnames",
+)
+_VERBS = "  1 header  \n00000101 29 v 01 bark 0 000 | make a barking sound  \n"
+
+
+def _wordnet_folder(folder: Path) -> Path:
+    """A WordNet folder in the real layout; ``data.noun`` holds :data:`_SYNSETS`."""
+    folder.mkdir(parents=True)
+    for name in _WORDNET_LAYOUT:
+        (folder / name).write_text("  1 header\n")
+    (folder / "data.noun").write_text(_SYNSETS)
+    (folder / "data.verb").write_text(_VERBS)
+    return folder
+
+
+def test_one_wordnet_locator_for_the_text_and_graph_datasets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from latentbridge.data import _common, text
+
+    system = _wordnet_folder(tmp_path / "usr" / "share" / "wordnet")
+    monkeypatch.setattr(_common, "WORDNET_SYSTEM_ROOT", system)
+    monkeypatch.delenv("LATENTBRIDGE_DATA", raising=False)
+    small = {"num_classes": 2, "nodes_per_class": 3, "num_train_per_class": 1, "num_val": 1}
+
+    def found() -> tuple[Path, bool, bool]:
+        text._parse_wordnet.cache_clear()
+        return (
+            _common.wordnet_root(),
+            text.WORDNET.is_available(),
+            data.get("wordnet-graph").is_available(),
+        )
+
+    # without $LATENTBRIDGE_DATA: the system folder, for both datasets
+    assert found() == (system, True, True)
+    assert text.read_wordnet()[0][-1] == "make a barking sound"
+    assert G.load_wordnet_graph(**small, num_test=2).options["root"] == str(system)
+    # $LATENTBRIDGE_DATA/wordnet, once it exists, takes precedence for both -- even empty
+    monkeypatch.setenv("LATENTBRIDGE_DATA", str(tmp_path / "data"))
+    assert found() == (system, True, True)  # no wordnet folder there yet
+    (tmp_path / "data" / "wordnet").mkdir(parents=True)
+    assert found() == (tmp_path / "data" / "wordnet", False, False)
+    (tmp_path / "data" / "wordnet").rmdir()
+    mine = _wordnet_folder(tmp_path / "data" / "wordnet")
+    (mine / "data.verb").write_text("  1 header\n00000101 29 v 01 mew 0 000 | cry like a cat\n")
+    assert found() == (mine, True, True)
+    assert text.read_wordnet()[0][-1] == "cry like a cat"
+    # root= wins over both, whatever it holds
+    assert _common.wordnet_root(tmp_path / "elsewhere") == tmp_path / "elsewhere"
+    with pytest.raises(SourceMissingError, match="wordnet-base"):
+        G.load_wordnet_graph(root=tmp_path / "elsewhere")
+    with pytest.raises(SourceMissingError, match="wordnet-base"):
+        text.load_wordnet(root=tmp_path / "elsewhere")
+
+
 def test_wordnet_missing_root_raises_source_missing(tmp_path: Path) -> None:
     with pytest.raises(SourceMissingError, match="wordnet-base"):
         G.load_wordnet_graph(root=tmp_path)

@@ -134,11 +134,11 @@ def test_encode_checks_its_arguments_before_loading(monkeypatch: pytest.MonkeyPa
         raise AssertionError("loaded the dataset before checking the arguments")
 
     monkeypatch.setattr(data, "load", no_loading)
-    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
         encode("digits", "glove-50d", batch_size=0)
-    with pytest.raises(ValueError, match="chunk_size must be >= 1, got -1"):
+    with pytest.raises(ValueError, match="chunk_size must be a positive integer, got -1"):
         encode("digits", "glove-50d", chunk_size=-1)
-    with pytest.raises(TypeError, match="batch_size must be an int"):
+    with pytest.raises(TypeError, match=r"batch_size must be a positive integer, got 2\.5"):
         encode("digits", "glove-50d", batch_size=2.5)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="dataset_options must be a dict"):
         encode("digits", "glove-50d", dataset_options=["seed"])  # type: ignore[arg-type]

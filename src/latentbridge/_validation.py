@@ -1,11 +1,13 @@
-"""Input checks at the public boundary: conversion to tensors, shapes, dtypes, finiteness."""
+"""Input checks at the public boundary: tensors (conversion, shapes, dtypes, finiteness) and
+plain arguments (integers, seeds, booleans, choices), each failing with a message that names the
+argument, what it must be and what it was."""
 
 from __future__ import annotations
 
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeAlias, Union
 
@@ -145,3 +147,68 @@ def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
         frame = frame.f_back  # type: ignore[assignment]
         level += 1
     warnings.warn(message, category, stacklevel=level)
+
+
+# -- plain arguments ---------------------------------------------------------------------------
+
+
+class WrongTypeError(TypeError, ValueError):
+    """An argument of the wrong type (a ``str`` where an integer belongs, an ``int`` for a flag).
+
+    A ``TypeError``, and a ``ValueError`` too, so that ``except ValueError`` around a call still
+    catches every invalid argument, whatever made it invalid.
+    """
+
+
+def _integer_range(minimum: int | None, maximum: int | None) -> str:
+    """``"a positive integer"``, ``"an integer in [0, 9]"``, ...: what an integer must be."""
+    if minimum is not None and maximum is not None:
+        return f"an integer in [{minimum}, {maximum}]"
+    if maximum is not None:
+        return f"an integer <= {maximum}"
+    if minimum is None:
+        return "an integer"
+    return {0: "a non-negative integer", 1: "a positive integer"}.get(
+        minimum, f"an integer >= {minimum}"
+    )
+
+
+def check_int(
+    value: object, name: str, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
+    """``value`` as an ``int`` in ``[minimum, maximum]`` (a bound left ``None`` is open).
+
+    Python and numpy integers are accepted; ``bool`` is not an integer here. Raises
+    :class:`WrongTypeError` for another type and ``ValueError`` outside the bounds.
+    """
+    wanted = _integer_range(minimum, maximum)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise WrongTypeError(f"{name} must be {wanted}, got {value!r}")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ValueError(f"{name} must be {wanted}, got {value!r}")
+    return int(value)
+
+
+def check_positive_int(value: object, name: str, *, allow_zero: bool = False) -> int:
+    """``value`` as an ``int >= 1`` (``>= 0`` with ``allow_zero``); see :func:`check_int`."""
+    return check_int(value, name, minimum=0 if allow_zero else 1)
+
+
+def check_seed(value: object, name: str = "seed") -> int:
+    """``value`` as a seed: a non-negative ``int`` (see :func:`check_int`)."""
+    return check_int(value, name, minimum=0)
+
+
+def check_bool(value: object, name: str) -> bool:
+    """``value`` as a ``bool``: Python and numpy booleans are accepted, ``0`` and ``1`` are not
+    (:class:`WrongTypeError`)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise WrongTypeError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def check_choice(value: object, name: str, choices: Sequence[str]) -> str:
+    """``value`` if it is one of the names ``choices``, else ``ValueError`` listing them."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+    return value

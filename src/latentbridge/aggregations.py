@@ -27,6 +27,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ._validation import check_choice, check_positive_int
 from .normalization import standardize_rows
 
 __all__ = [
@@ -55,14 +56,12 @@ class Aggregation(nn.Module):
 
     def __init__(self, num_subspaces: int, num_anchors: int) -> None:
         super().__init__()
-        for name, value in (("num_subspaces", num_subspaces), ("num_anchors", num_anchors)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        self.num_subspaces = num_subspaces
-        self.num_anchors = num_anchors
-        self.norm_weight = nn.Parameter(torch.ones(num_subspaces, num_anchors))
-        self.norm_bias = nn.Parameter(torch.zeros(num_subspaces, num_anchors))
-        self.out_features = num_anchors
+        self.num_subspaces = check_positive_int(num_subspaces, "num_subspaces")
+        self.num_anchors = check_positive_int(num_anchors, "num_anchors")
+        shape = (self.num_subspaces, self.num_anchors)
+        self.norm_weight = nn.Parameter(torch.ones(shape))
+        self.norm_bias = nn.Parameter(torch.zeros(shape))
+        self.out_features = self.num_anchors
 
     def normalize(self, relative: Tensor) -> Tensor:
         """The per-subspace LayerNorm of ``(N, S, K)``."""
@@ -164,9 +163,7 @@ def available() -> list[str]:
 
 def get(name: str) -> type[Aggregation]:
     """The aggregation class registered as ``name``."""
-    if not isinstance(name, str) or name not in _REGISTRY:
-        raise ValueError(f"aggregation must be one of {available()}, got {name!r}")
-    return _REGISTRY[name]
+    return _REGISTRY[check_choice(name, "aggregation", available())]
 
 
 def register(name: str, cls: type[Aggregation], *, overwrite: bool = False) -> None:

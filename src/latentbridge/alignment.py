@@ -56,7 +56,14 @@ import torch
 from torch import Tensor
 
 from ._scaling import exponent, ldexp, pow2_floor
-from ._validation import ArrayLike, as_matrix, check_finite, linalg_errors
+from ._validation import (
+    ArrayLike,
+    as_matrix,
+    check_bool,
+    check_choice,
+    check_finite,
+    linalg_errors,
+)
 
 __all__ = [
     "ESTIMATORS",
@@ -85,12 +92,6 @@ _E = TypeVar("_E", bound="AlignmentEstimator")
 # Input checks
 
 
-def _check_bool(value: object, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
-    return bool(value)
-
-
 def _check_ridge(value: object) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
         raise TypeError(f"ridge must be a real number >= 0, got {type(value).__name__} {value!r}")
@@ -98,12 +99,6 @@ def _check_ridge(value: object) -> float:
     if not math.isfinite(ridge) or ridge < 0:
         raise ValueError(f"ridge must be a finite number >= 0, got {value!r}")
     return ridge
-
-
-def _check_choice(value: object, name: str, options: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in options:
-        raise ValueError(f"{name} must be one of {list(options)}, got {value!r}")
-    return value
 
 
 def _check_pair(x: ArrayLike, y: ArrayLike) -> tuple[Tensor, Tensor]:
@@ -465,7 +460,7 @@ class Orthogonal(_AffineForm):
         self.proper = proper
 
     def _check_params(self) -> None:
-        _check_bool(self.proper, "proper")
+        check_bool(self.proper, "proper")
 
     def _fit(self, x: Tensor, y: Tensor) -> None:
         _check_square("Orthogonal", x, y)
@@ -505,7 +500,7 @@ class Similarity(_AffineForm):
         self.proper = proper
 
     def _check_params(self) -> None:
-        _check_bool(self.proper, "proper")
+        check_bool(self.proper, "proper")
 
     def _fit(self, x: Tensor, y: Tensor) -> None:
         _check_square("Similarity", x, y)
@@ -683,7 +678,7 @@ class Permutation(_AffineForm):
         self.criterion = criterion
 
     def _check_params(self) -> None:
-        _check_choice(self.criterion, "criterion", _CRITERIA)
+        check_choice(self.criterion, "criterion", _CRITERIA)
 
     def _fit(self, x: Tensor, y: Tensor) -> None:
         try:
@@ -751,7 +746,7 @@ def available() -> list[str]:
 
 def get(name: str) -> type[AlignmentEstimator]:
     """The estimator class registered as ``name``, e.g. ``get("orthogonal")(proper=True)``."""
-    return ESTIMATORS[_check_choice(name, "name", tuple(ESTIMATORS))]
+    return ESTIMATORS[check_choice(name, "name", tuple(ESTIMATORS))]
 
 
 # --------------------------------------------------------------------------------------------
@@ -828,8 +823,8 @@ class Translator(AlignmentEstimator):
 
     def _check_params(self) -> None:
         self._make_estimator()
-        _check_bool(self.std_scaling, "std_scaling")
-        _check_choice(self.dim_matching, "dim_matching", _DIM_MATCHING)
+        check_bool(self.std_scaling, "std_scaling")
+        check_choice(self.dim_matching, "dim_matching", _DIM_MATCHING)
 
     def _make_estimator(self) -> AlignmentEstimator:
         if isinstance(self.estimator, AlignmentEstimator):

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from ._scaling import max_abs, pow2_floor
-from ._validation import ArrayLike, as_matrix
+from ._validation import ArrayLike, as_matrix, check_choice, check_positive_int, check_seed
 
 __all__ = ["STRATEGIES", "available", "select"]
 
@@ -105,11 +105,8 @@ def select(
     tensor = as_matrix(x, "x")
     n = int(tensor.shape[0])
     k = _check_k(k, n)
-    if not isinstance(strategy, str) or strategy not in STRATEGIES:
-        raise ValueError(
-            f"strategy must be one of {', '.join(repr(s) for s in STRATEGIES)}, got {strategy!r}"
-        )
-    seed = _check_seed(seed)
+    check_choice(strategy, "strategy", STRATEGIES)
+    seed = check_seed(seed)
     label_array = _check_labels(labels, n) if strategy == "stratified" else None
     tensor = tensor.detach()
     _check_finite(tensor)
@@ -133,23 +130,10 @@ def select(
 
 
 def _check_k(k: object, n: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise TypeError(f"k must be a positive int, got {type(k).__name__} {k!r}")
-    k = int(k)
-    if k < 1:
-        raise ValueError(f"k must be a positive int, got k={k}")
+    k = check_positive_int(k, "k")
     if k > n:
         raise ValueError(f"k={k} anchors requested but x has only N={n} samples; use k <= {n}")
     return k
-
-
-def _check_seed(seed: object) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
-    seed = int(seed)
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got seed={seed}")
-    return seed
 
 
 def _check_labels(labels: object, n: int) -> np.ndarray:

@@ -54,7 +54,7 @@ from ._files import (
     temp_name,
     write_bytes_atomic,
 )
-from ._validation import warn_user
+from ._validation import check_positive_int, warn_user
 
 __all__ = ["EmbeddingCache", "cache_dir", "fingerprint_inputs", "make_key"]
 
@@ -62,7 +62,14 @@ FORMAT_VERSION = 1
 
 
 def cache_dir() -> Path:
-    """The cache root: ``$LATENTBRIDGE_CACHE``, else the platform's user cache folder."""
+    """The root of everything latentbridge caches (nothing is created here).
+
+    ``$LATENTBRIDGE_CACHE`` if set, else the platform's user cache folder:
+    ``$XDG_CACHE_HOME/latentbridge`` or ``~/.cache/latentbridge`` on Linux,
+    ``~/Library/Caches/latentbridge`` on macOS, ``%LOCALAPPDATA%\\latentbridge\\Cache`` on
+    Windows. The embedding cache (:class:`EmbeddingCache`), the encoders' unpacked models
+    (``models/``) and downloaded datasets all live under it.
+    """
     explicit = os.environ.get("LATENTBRIDGE_CACHE")
     if explicit:
         return Path(explicit).expanduser()
@@ -132,14 +139,6 @@ def _load_npy(path: Path) -> np.ndarray:
     if not isinstance(array, np.ndarray):
         raise ValueError(f"{path.name} holds {type(array).__name__}, not an array")
     return array
-
-
-def _check_rows(value: object, name: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
-    return int(value)
 
 
 def _shape_problem(
@@ -213,7 +212,9 @@ class EmbeddingCache:
         ``num_samples`` (or ``fields["num_samples"]``), when given, is the number of rows the
         entry must have.
         """
-        rows = _check_rows(num_samples, "num_samples")
+        rows = None
+        if num_samples is not None:
+            rows = check_positive_int(num_samples, "num_samples", allow_zero=True)
         key = make_key(fields)
         entry = self._entry(key)
         if not entry.folder.is_dir():
@@ -367,11 +368,8 @@ class EmbeddingCache:
         checksum, dtype and shape) and computes only the rest. A cached entry is served only if
         it holds ``num_samples`` rows. Another process computing the same entry is waited for.
         """
-        rows = _check_rows(num_samples, "num_samples")
-        if rows is None:
-            raise ValueError("num_samples must be a non-negative int, got None")
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        rows = check_positive_int(num_samples, "num_samples", allow_zero=True)
+        chunk_size = check_positive_int(chunk_size, "chunk_size")
         if not callable(encode_range):
             raise TypeError(f"encode_range must be callable, got {type(encode_range).__name__}")
         if progress is not None and not callable(progress):

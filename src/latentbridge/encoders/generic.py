@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._validation import check_choice, check_int, check_positive_int
 from ._locate import has_modules
 from .base import MODALITIES, Encoder, hash_model_folder
 
@@ -145,15 +146,9 @@ class HFEncoder(_HubEncoder):
         self, model_id: str, layer: int = -1, pooling: str = "cls", max_length: int = 512
     ) -> None:
         super().__init__(model_id)
-        if pooling not in ("cls", "mean"):
-            raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
-        if isinstance(layer, bool) or not isinstance(layer, int):
-            raise TypeError(f"layer must be an int, got {type(layer).__name__}")
-        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
-            raise ValueError(f"max_length must be a positive int, got {max_length!r}")
-        self.layer = layer
-        self.pooling = pooling
-        self.max_length = max_length
+        self.layer = check_int(layer, "layer")
+        self.pooling = check_choice(pooling, "pooling", ("cls", "mean"))
+        self.max_length = check_positive_int(max_length, "max_length")
 
     def _runtime_available(self) -> bool:
         return has_modules("transformers")
@@ -330,10 +325,8 @@ class ModuleEncoder(Encoder):
         super().__init__()
         if not isinstance(module, torch.nn.Module):
             raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
-        if modality not in MODALITIES:
-            raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"dim must be a positive int, got {dim!r}")
+        check_choice(modality, "modality", MODALITIES)
+        dim = check_positive_int(dim, "dim")
         if preprocess is None and modality == "text":
             raise ValueError("preprocess is required for a text module (list[str] -> Tensor)")
         if preprocess is not None and not callable(preprocess):

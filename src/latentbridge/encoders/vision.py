@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._validation import check_int
 from ._locate import dist_file, has_modules, version
 from .base import Encoder, hash_files
 
@@ -58,9 +59,7 @@ class OpenNSFWEncoder(Encoder):
 
     def __init__(self, size: int = 64) -> None:
         super().__init__()
-        if isinstance(size, bool) or not isinstance(size, int) or size < 32:
-            raise ValueError(f"size must be an int >= 32, got {size!r}")
-        self.size = size
+        self.size = check_int(size, "size", minimum=32)
 
     @property
     def dim(self) -> int:
