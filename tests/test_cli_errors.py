@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from latentbridge.cli import main
-from latentbridge.experiments import stitching
+from latentbridge.experiments import runner, spaces
 
 #: The tiny synthetic config of the stitching tests, shrunk further: one projection, one seed.
 TINY = {
@@ -210,7 +210,7 @@ def test_an_os_error_deep_in_a_command_is_one_line(
     def fails(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied", str(tmp_path / "run" / "cells"))
 
-    monkeypatch.setattr(stitching, "run", fails)
+    monkeypatch.setattr(runner, "run", fails)
     argv = ["run", _yaml(tmp_path / "c.yaml", TINY), "--out", str(tmp_path / "run")]
     line = _fails(capsys, argv)
     assert line.endswith(f"error: Permission denied: {str(tmp_path / 'run' / 'cells')!r}")
@@ -267,16 +267,16 @@ def test_a_failed_run_does_not_block_the_corrected_config(
 ) -> None:
     out = tmp_path / "run"
     first = _yaml(tmp_path / "first.yaml", TINY)
-    real = stitching._synthetic_spaces
+    real = spaces._synthetic_spaces
 
     def broken(*args: object, **kwargs: object) -> None:
         raise ValueError("the data could not be loaded")
 
     # a failure after the folder is claimed, before any cell finishes
-    monkeypatch.setattr(stitching, "_synthetic_spaces", broken)
+    monkeypatch.setattr(spaces, "_synthetic_spaces", broken)
     assert "could not be loaded" in _fails(capsys, ["run", first, "--out", str(out), "--quiet"])
     assert (out / "config.json").is_file() and not list(out.glob("cells/*.csv"))
-    monkeypatch.setattr(stitching, "_synthetic_spaces", real)
+    monkeypatch.setattr(spaces, "_synthetic_spaces", real)
 
     corrected = _yaml(tmp_path / "second.yaml", {**TINY, "seeds": [1]})
     assert main(["run", corrected, "--out", str(out), "--quiet"]) == 0
@@ -382,7 +382,7 @@ def test_an_interruption_is_one_line(
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(stitching, "run", interrupted)
+    monkeypatch.setattr(runner, "run", interrupted)
     assert main(["run", _yaml(tmp_path / "c.yaml", TINY), "--out", str(tmp_path / "r")]) == 130
     assert capsys.readouterr().err == "latentbridge run: interrupted\n"
 

@@ -21,8 +21,8 @@ import pytest
 from latentbridge import _files
 from latentbridge._files import STALE_AGE_S, remove_stale_temps, temp_name
 from latentbridge.cache import EmbeddingCache, make_key
-from latentbridge.experiments.cells import CellStore, csv_text
 from latentbridge.experiments.report import write_report
+from latentbridge.experiments.results import CellStore, ResultRow, csv_text
 
 FILES_MODULE = Path(_files.__file__)
 needs_sigkill = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="no SIGKILL here")
@@ -79,8 +79,8 @@ def test_the_stale_rule(tmp_path: Path) -> None:
 
 def test_a_user_folder_keeps_its_own_dotfiles(tmp_path: Path) -> None:
     """Pointing a run or a report at a folder of the user's never deletes the user's files."""
-    from latentbridge.experiments.cells import CellStore
     from latentbridge.experiments.report import write_report
+    from latentbridge.experiments.results import CellStore
 
     own = [
         age(_write(tmp_path / ".draft.tmp", b"precious"), 3 * STALE_AGE_S),
@@ -166,7 +166,8 @@ def killed_mid_write(target: Path) -> Path:
 def test_a_run_removes_what_killed_writers_left(tmp_path: Path) -> None:
     out = tmp_path / "run"
     finished = _write(
-        out / "cells" / "done.csv", csv_text([["d", "a", "b", "cos", 0, "acc", 1]]).encode()
+        out / "cells" / "done.csv",
+        csv_text([ResultRow("d", "a", "b", "cos", 0, "acc", 1.0)]).encode(),
     )
     before = finished.read_bytes()
     killed = [killed_mid_write(out / "cells" / "cell.csv"), killed_mid_write(out / "results.csv")]
@@ -179,7 +180,9 @@ def test_a_run_removes_what_killed_writers_left(tmp_path: Path) -> None:
 @needs_sigkill
 def test_a_report_removes_what_killed_writers_left(tmp_path: Path) -> None:
     folder = tmp_path / "run"
-    rows = [["ds", a, b, "cosine", 0, "accuracy", 0.5] for a, b in (("x", "y"), ("y", "x"))]
+    rows = [
+        ResultRow("ds", a, b, "cosine", 0, "accuracy", 0.5) for a, b in (("x", "y"), ("y", "x"))
+    ]
     _write(folder / "results.csv", csv_text(rows).encode())
     killed = killed_mid_write(folder / "heatmaps" / "ds__cosine__accuracy.png")
     live = tagged(folder, "summary.md", os.getpid())

@@ -18,8 +18,9 @@ pytest.importorskip("torch_geometric")
 
 from latentbridge import data
 from latentbridge.cli import main
-from latentbridge.experiments import graphs, stitching
+from latentbridge.experiments import results, runner
 from latentbridge.experiments.config import ConfigError, parse_config
+from latentbridge.experiments.tasks import graph as graphs
 
 SBM = {
     "num_classes": 3,
@@ -67,7 +68,7 @@ def _write(tmp_path: Path, config: dict) -> Path:
 def _results(path: Path) -> dict[tuple[str, str, str, str], str]:
     with path.open() as handle:
         return {
-            (r["train_encoder"], r["test_encoder"], r["variant"], r["metric"]): r["value"]
+            (r["source"], r["target"], r["variant"], r["metric"]): r["value"]
             for r in csv.DictReader(handle)
         }
 
@@ -222,7 +223,7 @@ def test_resume_retrains_and_recomputes_nothing(
 ) -> None:
     config = parse_config(TINY)
     out = tmp_path / "run"
-    first = stitching.run(config, out, progress=False, report=False).read_bytes()
+    first = runner.run(config, out, progress=False, report=False).read_bytes()
 
     def no_training(*args: object, **kwargs: object) -> None:
         raise AssertionError("a model was retrained")
@@ -236,14 +237,14 @@ def test_resume_retrains_and_recomputes_nothing(
 
     monkeypatch.setattr(graphs, "train_model", no_training)
     monkeypatch.setattr(graphs, "_cell_rows", counting)
-    assert stitching.run(config, out, progress=False, report=False).read_bytes() == first
+    assert runner.run(config, out, progress=False, report=False).read_bytes() == first
     assert computed == []
     # Deleting one cell recomputes that cell only, from the stored models.
     cell = out / "cells"
-    victim = stitching.CellStore(out).path("sbm", "cosine", 1, "sage-1")
+    victim = results.CellStore(out).path("sbm", "cosine", 1, "sage-1")
     assert victim.parent == cell and victim.is_file()
     victim.unlink()
-    assert stitching.run(config, out, progress=False, report=False).read_bytes() == first
+    assert runner.run(config, out, progress=False, report=False).read_bytes() == first
     assert computed == [("cosine", "sage-1")]
 
 
@@ -252,7 +253,7 @@ def test_lost_model_files_are_retrained_identically(
 ) -> None:
     config = parse_config({**TINY, "variants": {"projections": ["cosine"], "aggregations": []}})
     out = tmp_path / "run"
-    first = stitching.run(config, out, progress=False, report=False).read_bytes()
+    first = runner.run(config, out, progress=False, report=False).read_bytes()
     for path in (out / "cells").iterdir():
         path.unlink()
     weights = sorted((out / "models").rglob("*.pt"))
@@ -265,7 +266,7 @@ def test_lost_model_files_are_retrained_identically(
         return real(model, *args, **kwargs)
 
     monkeypatch.setattr(graphs, "train_model", counting)
-    assert stitching.run(config, out, progress=False, report=False).read_bytes() == first
+    assert runner.run(config, out, progress=False, report=False).read_bytes() == first
     assert len(trained) == 1
 
 

@@ -16,9 +16,9 @@ import yaml
 from torch import nn
 
 from latentbridge.cli import main
-from latentbridge.experiments import reconstruction
 from latentbridge.experiments.config import ConfigError, parse_config
-from latentbridge.experiments.reconstruction import build_model, reconstruct, train_model
+from latentbridge.experiments.tasks import reconstruction
+from latentbridge.experiments.tasks.reconstruction import build_model, reconstruct, train_model
 
 TINY = {
     "name": "tiny-reconstruction",
@@ -48,7 +48,7 @@ VARIANTS = ["absolute", "cosine", "product:mlp_sum"]
 def _rows(path: Path) -> dict[tuple[str, str, str, str], str]:
     with path.open() as handle:
         return {
-            (r["train_encoder"], r["test_encoder"], r["variant"], r["metric"]): r["value"]
+            (r["source"], r["target"], r["variant"], r["metric"]): r["value"]
             for r in csv.DictReader(handle)
         }
 

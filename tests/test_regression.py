@@ -24,11 +24,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from latentbridge.experiments import config
 from latentbridge.experiments.config import load_config
-from latentbridge.experiments.stitching import run
+from latentbridge.experiments.runner import run
 
 HERE = Path(__file__).parent / "data" / "regression"
-TASKS = ("classification", "graph", "reconstruction", "similarity")
+TASKS = config.TASKS
 # Accuracy-like values move by 1/N per flipped test prediction; MSE and PSNR by rounding.
 ATOL = {"psnr": 0.2}
 DEFAULT_ATOL = 0.03

@@ -147,9 +147,7 @@ def test_literal_mean_and_sample_std(tmp_path: Path) -> None:
 def test_na_rendering_and_partial_marker(results: Path) -> None:
     rows = read_results(results)
     # Only the cross-dimension pairs: every absolute stitched value is n/a.
-    only_big = [
-        r for r in rows if r.variant != "absolute" or "big" in (r.train_encoder, r.test_encoder)
-    ]
+    only_big = [r for r in rows if r.variant != "absolute" or "big" in (r.source, r.target)]
     _, body = parse_md(summary_table(only_big))
     assert body["ds1"][0] == "n/a"
     assert not any(re.search(r"\d", c) for c in [body["ds1"][0], body["ds2"][0]])
@@ -177,7 +175,7 @@ def test_non_stitched_uses_only_same_encoder_pairs(results: Path) -> None:
         assert not any(c.startswith("**") for c in body[d])
     # Changing a stitched value does not move the reference table.
     changed = [
-        ResultRow(r.dataset, r.train_encoder, r.test_encoder, r.variant, r.seed, r.metric, 0.0)
+        ResultRow(r.dataset, r.source, r.target, r.variant, r.seed, r.metric, 0.0)
         if r.stitched
         else r
         for r in rows
@@ -491,7 +489,7 @@ def test_grids_and_profiles_render_names_that_look_like_mathtext(tmp_path: Path)
     import torch
 
     from latentbridge.analysis import InvarianceProfile
-    from latentbridge.experiments.reconstruction import write_grid
+    from latentbridge.experiments.tasks.reconstruction import write_grid
 
     images = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     grid = write_grid(tmp_path / "grid.png", [("$x^$", images), (r"\frac{", images)], "$a^$")

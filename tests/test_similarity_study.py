@@ -15,10 +15,10 @@ import yaml
 import latentbridge as lb
 from latentbridge.analysis import sample_space
 from latentbridge.cli import main
-from latentbridge.experiments import similarity as sim
-from latentbridge.experiments import stitching
+from latentbridge.experiments import runner
 from latentbridge.experiments.config import parse_config
 from latentbridge.experiments.report import ResultRow
+from latentbridge.experiments.tasks import similarity as sim
 from latentbridge.normalization import ABSOLUTE
 from latentbridge.transformations import TRANSFORMATIONS, random_transformation
 
@@ -238,9 +238,7 @@ def tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 def _rows(path: Path) -> dict[tuple[str, str, str, int, str], str]:
     with path.open() as handle:
         return {
-            (r["train_encoder"], r["test_encoder"], r["variant"], int(r["seed"]), r["metric"]): r[
-                "value"
-            ]
+            (r["source"], r["target"], r["variant"], int(r["seed"]), r["metric"]): r["value"]
             for r in csv.DictReader(handle)
         }
 
@@ -308,14 +306,14 @@ def test_interrupted_run_resumes_where_it_stopped(
     monkeypatch.setattr(sim, "compare", counting)
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        stitching.run(config, out, progress=False, report=False)
+        runner.run(config, out, progress=False, report=False)
     # The first (class, seed) group: 3 pairs, 3 finished cells; the second stopped in its first.
     finished = _rows(out / "results.csv")
     assert {k[2] for k in finished} == {config.similarity.classes[0]}  # type: ignore[union-attr]
     assert len(finished) == 6 * len(config.metrics)
     calls.clear()
     interrupt = False
-    stitching.run(config, out, progress=False, report=False)
+    runner.run(config, out, progress=False, report=False)
     groups = len(config.similarity.classes)  # type: ignore[union-attr]
     assert len(calls) == 3 * (groups - 1)  # every pair of the unfinished groups, once
     complete = _rows(out / "results.csv")

@@ -1,4 +1,7 @@
-"""`latentbridge run`: configs, the protocol on known transformations, outputs, resumption."""
+"""`latentbridge run`: the protocol on known transformations, outputs, resumption.
+
+Config validation is tested in test_config.py.
+"""
 
 from __future__ import annotations
 
@@ -10,38 +13,11 @@ import pytest
 import yaml
 
 from latentbridge.cli import main
-from latentbridge.experiments import stitching
-from latentbridge.experiments.config import (
-    ConfigError,
-    builtin_configs,
-    check_runnable,
-    load_config,
-    parse_config,
-)
+from latentbridge.experiments import runner
+from latentbridge.experiments.config import ConfigError, parse_config
+from latentbridge.experiments.tasks import classification
 
-TINY = {
-    "name": "tiny",
-    "datasets": [
-        {
-            "name": "synthetic",
-            "synthetic": {
-                "num_samples": 800,
-                "dim": 12,
-                "num_classes": 4,
-                "separation": 1.0,
-                "transformations": ["orthogonal", "translation"],
-            },
-        }
-    ],
-    "anchors": {"num": 48},
-    "variants": {
-        "projections": ["euclidean", "l1", "cosine"],
-        "product_projections": ["cosine", "euclidean", "l1", "linf"],
-        "aggregations": ["mlp_sum"],
-    },
-    "head": {"hidden": 32, "epochs": 4, "batch_size": 64},
-    "seeds": [0],
-}
+from .test_config import TINY
 
 
 def _write(tmp_path: Path, config: dict) -> Path:
@@ -53,119 +29,9 @@ def _write(tmp_path: Path, config: dict) -> Path:
 def _results(path: Path) -> dict[tuple[str, str, str, str], str]:
     with path.open() as handle:
         return {
-            (r["train_encoder"], r["test_encoder"], r["variant"], r["metric"]): r["value"]
+            (r["source"], r["target"], r["variant"], r["metric"]): r["value"]
             for r in csv.DictReader(handle)
         }
-
-
-def test_builtin_configs_validate() -> None:
-    assert builtin_configs() == [
-        "graph",
-        "quick",
-        "reconstruction",
-        "similarity",
-        "synthetic",
-        "text",
-        "vision",
-    ]
-    tasks = {}
-    for name in builtin_configs():
-        config = load_config(name)
-        assert config.name == name and config.datasets
-        check_runnable(config)  # every encoder they name is installed (as CI installs them)
-        tasks[name] = config.task
-    assert tasks["reconstruction"] == "reconstruction" and tasks["graph"] == "graph"
-    assert tasks["similarity"] == "similarity" and tasks["quick"] == "classification"
-    quick = load_config("quick")
-    assert quick.anchors.num == 256 and quick.seeds == (0, 1, 2)
-
-
-@pytest.mark.parametrize(
-    ("change", "key"),
-    [
-        ({"colour": 1}, "'colour'"),
-        ({"anchors": {"num": 0}}, "'anchors.num'"),
-        ({"anchors": {"strategy": "random"}}, "'anchors.strategy'"),
-        ({"head": {"lr": -1}}, "'head.lr'"),
-        ({"head": {"epochs": "ten"}}, "'head.epochs'"),
-        ({"seeds": []}, "'seeds'"),
-        ({"variants": {"projections": ["cosinus"]}}, "'variants.projections'"),
-        ({"variants": {"aggregations": ["mean"]}}, "'variants.aggregations'"),
-        ({"metrics": ["auc"]}, "'metrics'"),
-        ({"datasets": [{"name": "cifar1000", "encoders": ["x"]}]}, "'datasets[0].name'"),
-        ({"datasets": [{"name": "wordnet"}]}, "'datasets[0].encoders'"),
-        (
-            {"datasets": [{"name": "wordnet", "encoders": ["minilm-l6"], "colour": 1}]},
-            "'datasets[0].colour'",
-        ),
-    ],
-)
-def test_bad_configs_name_the_key(change: dict, key: str) -> None:
-    with pytest.raises(ConfigError, match=re.escape(key)):
-        parse_config({**TINY, **change})
-
-
-@pytest.mark.parametrize(
-    ("raw", "key"),
-    [
-        ({"task": "segmentation"}, "'task'"),
-        ({"task": "graph", "datasets": [{"name": "digits"}]}, "'datasets[0].name'"),
-        ({"task": "graph", "datasets": [{"name": "sbm", "encoders": ["x"]}]}, "encoders"),
-        ({"task": "reconstruction", "datasets": [{"name": "wordnet"}]}, "'datasets[0].name'"),
-        ({"task": "classification", "graph": {"epochs": 3}}, "'graph'"),
-        ({"task": "graph", "datasets": [{"name": "sbm"}], "graph": {"dropout": 1}}, "dropout"),
-        ({"task": "graph", "datasets": [{"name": "sbm"}], "metrics": ["mse"]}, "'metrics'"),
-        (
-            {
-                "task": "graph",
-                "datasets": [{"name": "sbm"}],
-                "variants": {"translation": ["affine"]},
-            },
-            "'variants.translation'",
-        ),
-        (
-            {
-                "task": "reconstruction",
-                "datasets": [{"name": "digits"}],
-                "reconstruction": {"x": 1},
-            },
-            "'reconstruction.x'",
-        ),
-        (
-            {
-                "task": "similarity",
-                "datasets": [{"name": "wordnet", "encoders": ["minilm-l6"]}],
-                "similarity": {"measures": ["accuracy"]},
-            },
-            "'similarity.measures'",
-        ),
-        (
-            {
-                "task": "similarity",
-                "datasets": [{"name": "wordnet", "encoders": ["minilm-l6"]}],
-                "metrics": ["linear_cka"],
-            },
-            "'metrics'",
-        ),
-    ],
-)
-def test_task_configs_name_the_key(raw: dict, key: str) -> None:
-    base = {"name": "t", "datasets": TINY["datasets"]}
-    with pytest.raises(ConfigError, match=re.escape(key)):
-        parse_config({**base, **raw})
-
-
-def test_task_defaults() -> None:
-    graph = parse_config({"task": "graph", "datasets": [{"name": "sbm"}]})
-    assert graph.graph is not None and graph.reconstruction is None
-    assert (graph.datasets[0].train_split, graph.datasets[0].test_split) == ("full", "full")
-    assert graph.metrics == ("accuracy", "macro_f1")
-    rec = parse_config({"task": "reconstruction", "datasets": [{"name": "digits"}]})
-    assert rec.reconstruction is not None and rec.metrics == ("mse", "psnr")
-    sim = parse_config(
-        {"task": "similarity", "datasets": [{"name": "wordnet", "encoders": ["minilm-l6"]}]}
-    )
-    assert sim.similarity is not None and sim.metrics == sim.similarity.measures
 
 
 def test_a_folder_from_before_the_task_key_still_resumes(tmp_path: Path) -> None:
@@ -174,16 +40,16 @@ def test_a_folder_from_before_the_task_key_still_resumes(tmp_path: Path) -> None
 
     config = parse_config(TINY)
     out = tmp_path / "run"
-    stitching.run(config, out, progress=False, report=False)
+    runner.run(config, out, progress=False, report=False)
     stored = json.loads((out / "config.json").read_text())
     for key in ("task", "reconstruction", "graph", "similarity"):
         stored.pop(key)
     (out / "config.json").write_text(json.dumps(stored))
     before = (out / "results.csv").read_text()
-    stitching.run(config, out, progress=False, report=False)
+    runner.run(config, out, progress=False, report=False)
     assert (out / "results.csv").read_text() == before
     with pytest.raises(ValueError, match="different config"):
-        stitching.run(parse_config({**TINY, "seeds": [1]}), out, progress=False, report=False)
+        runner.run(parse_config({**TINY, "seeds": [1]}), out, progress=False, report=False)
 
 
 def test_bad_config_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -237,7 +103,7 @@ def test_resume_recomputes_nothing_that_finished(
 ) -> None:
     config = parse_config({**TINY, "variants": {**TINY["variants"], "aggregations": []}})
     calls: list[tuple[str, int, str]] = []
-    real = stitching._cell_rows
+    real = classification._cell_rows
 
     def counting(features, variant, seed, encoder, cfg):  # type: ignore[no-untyped-def]
         calls.append((variant, seed, encoder))
@@ -245,32 +111,32 @@ def test_resume_recomputes_nothing_that_finished(
             raise KeyboardInterrupt
         return real(features, variant, seed, encoder, cfg)
 
-    monkeypatch.setattr(stitching, "_cell_rows", counting)
+    monkeypatch.setattr(classification, "_cell_rows", counting)
     interrupt = True
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        stitching.run(config, out, progress=False, report=False)
+        runner.run(config, out, progress=False, report=False)
     finished = _results(out / "results.csv")
     assert len(finished) == 4 * 3 * 2  # four finished cells, each 3 test encoders x 2 metrics
     done = list(calls[:4])
     calls.clear()
     interrupt = False
-    stitching.run(config, out, progress=False, report=False)
+    runner.run(config, out, progress=False, report=False)
     assert not set(calls) & set(done)
     assert len(calls) == 4 * 3 - 4  # 4 variants x 3 train encoders, minus the finished ones
     complete = _results(out / "results.csv")
     assert all(complete[k] == v for k, v in finished.items())  # nothing finished was lost
     # A different config in the same folder is refused rather than mixed in.
     with pytest.raises(ValueError, match="different config"):
-        stitching.run(parse_config(TINY), out, progress=False, report=False)
+        runner.run(parse_config(TINY), out, progress=False, report=False)
 
 
 def test_runs_are_deterministic(tmp_path: Path) -> None:
     config = parse_config(
         {**TINY, "variants": {"projections": ["l1"], "aggregations": ["mlp_sum"]}}
     )
-    a = stitching.run(config, tmp_path / "a", progress=False, report=False)
-    b = stitching.run(config, tmp_path / "b", progress=False, report=False)
+    a = runner.run(config, tmp_path / "a", progress=False, report=False)
+    b = runner.run(config, tmp_path / "b", progress=False, report=False)
     assert a.read_bytes() == b.read_bytes()
 
 
@@ -292,7 +158,7 @@ def test_text_run_reports_absolute_across_dimensions_as_not_applicable(
             "seeds": [0],
         }
     )
-    res = _results(stitching.run(config, tmp_path / "run", progress=False, report=False))
+    res = _results(runner.run(config, tmp_path / "run", progress=False, report=False))
     assert res[("glove-50d", "use-m3", "absolute", "accuracy")] == ""
     assert res[("glove-50d", "glove-50d", "absolute", "accuracy")] != ""
     # Test latents are translated into the train encoder's space by a map fitted on the anchors,
@@ -329,7 +195,7 @@ def test_trained_vision_encoders_run_through_the_benchmark(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small models: one thread avoids spin-waiting on a busy machine
     try:
-        res = _results(stitching.run(config, tmp_path / "run", progress=False, report=False))
+        res = _results(runner.run(config, tmp_path / "run", progress=False, report=False))
     finally:
         torch.set_num_threads(threads)
     encoders = {k[0] for k in res}
@@ -338,172 +204,6 @@ def test_trained_vision_encoders_run_through_the_benchmark(
     own = float(res[("digits/mlp-s0", "digits/mlp-s0", "cosine", "accuracy")])
     stitched = float(res[("digits/mlp-s0", "digits/mlp-s1", "cosine", "accuracy")])
     assert own > 0.5 and stitched > 0.2  # chance is 0.1
-
-
-@pytest.mark.parametrize("name", builtin_configs())
-def test_builtin_configs_load_their_datasets(name: str) -> None:
-    """A built-in config's dataset options must be valid for the data, not only well-formed."""
-    from latentbridge import data
-
-    for ds in load_config(name).datasets:
-        if ds.name == "synthetic":
-            continue
-        for split in (ds.train_split, ds.test_split):
-            loaded = data.load(ds.name, split, **ds.options)
-            size = loaded.num_nodes if isinstance(loaded, data.GraphDataset) else len(loaded)
-            assert size > 0
-
-
-# -- validation: numbers, names, datasets and encoders ------------------------------------
-
-SYNTHETIC = TINY["datasets"][0]
-
-
-def _with_synthetic(**changes: object) -> dict:
-    return {**TINY, "datasets": [{**SYNTHETIC, "synthetic": {**SYNTHETIC["synthetic"], **changes}}]}
-
-
-GRAPH = {"name": "g", "task": "graph", "datasets": [{"name": "sbm"}]}
-RECONSTRUCTION = {"name": "r", "task": "reconstruction", "datasets": [{"name": "digits"}]}
-
-
-NUMBERS = [
-    (lambda v: {**TINY, "head": {"lr": v}}, "head.lr"),
-    (lambda v: {**TINY, "head": {"weight_decay": v}}, "head.weight_decay"),
-    (lambda v: {**GRAPH, "graph": {"lr": v}}, "graph.lr"),
-    (lambda v: {**GRAPH, "graph": {"dropout": v}}, "graph.dropout"),
-    (lambda v: {**GRAPH, "graph": {"weight_decay": v}}, "graph.weight_decay"),
-    (lambda v: {**RECONSTRUCTION, "reconstruction": {"lr": v}}, "reconstruction.lr"),
-    (lambda v: {**RECONSTRUCTION, "reconstruction": {"beta": v}}, "reconstruction.beta"),
-    (lambda v: _with_synthetic(separation=v), "datasets[0].synthetic.separation"),
-    (lambda v: _with_synthetic(noise=v), "datasets[0].synthetic.noise"),
-]
-OPTIONS = [  # free-form option values: a float must be finite (a big integer is valid JSON)
-    (
-        lambda v: {**GRAPH, "datasets": [{"name": "sbm", "options": {"p_in": v}}]},
-        "datasets[0].options.p_in",
-    ),
-    (
-        lambda v: {**GRAPH, "datasets": [{"name": "sbm", "options": {"p_in": [0.1, v]}}]},
-        "datasets[0].options.p_in[1]",
-    ),
-]
-NON_FINITE = [float("inf"), float("-inf"), float("nan")]
-
-
-@pytest.mark.parametrize(
-    ("build", "key", "bad"),
-    [(b, k, v) for b, k in NUMBERS for v in [*NON_FINITE, 10**400]]
-    + [(b, k, v) for b, k in OPTIONS for v in NON_FINITE],
-)
-def test_non_finite_numbers_are_refused_everywhere(build, key: str, bad: float) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(ConfigError, match=re.escape(f"'{key}'")):
-        parse_config(build(bad))
-    parse_config(build(0.25))  # the control: a finite value in range is accepted
-
-
-def test_yaml_infinity_and_nan_name_the_key(tmp_path: Path) -> None:
-    for text in (".inf", ".nan", "-.inf"):
-        path = tmp_path / "c.yaml"
-        path.write_text(yaml.safe_dump(TINY).replace("hidden: 32", f"hidden: 32\n  lr: {text}"))
-        with pytest.raises(ConfigError, match=r"'head\.lr': must be a finite number"):
-            load_config(path)
-
-
-@pytest.mark.parametrize("name", ["../../x", "a/b", ".hidden", "", "has space", "x\\y", 3, None])
-def test_config_names_are_safe_slugs(name: object) -> None:
-    with pytest.raises(ConfigError, match="'name'"):
-        parse_config({**TINY, "name": name})
-
-
-def test_a_file_name_that_is_not_a_slug_needs_a_name_key(tmp_path: Path) -> None:
-    path = tmp_path / "my config.yaml"
-    path.write_text(yaml.safe_dump({k: v for k, v in TINY.items() if k != "name"}))
-    with pytest.raises(ConfigError, match="add a 'name' key"):
-        load_config(path)
-    path.write_text(yaml.safe_dump({**TINY, "name": "my-config_2.1"}))
-    assert load_config(path).name == "my-config_2.1"
-    path.rename(tmp_path / "stem.yaml")
-    path = tmp_path / "stem.yaml"
-    path.write_text(yaml.safe_dump({k: v for k, v in TINY.items() if k != "name"}))
-    assert load_config(path).name == "stem"
-
-
-@pytest.mark.parametrize(
-    ("change", "key"),
-    [
-        ({"datasets": [{"name": "drug-reviews", "encoders": ["nosuch"]}]}, "datasets[0].encoders"),
-        (
-            {"datasets": [{"name": "drug-reviews", "encoders": ["open-nsfw-resnet50"]}]},
-            "datasets[0].encoders",
-        ),
-        (
-            {"datasets": [{"name": "digits", "encoders": ["glove-50d"]}]},
-            "datasets[0].encoders",
-        ),
-        (
-            {
-                "datasets": [
-                    {"name": "drug-reviews", "encoders": ["glove-50d"], "options": {"x": 1}}
-                ]
-            },
-            "datasets[0].options.x",
-        ),
-        (
-            {
-                "datasets": [
-                    {"name": "wordnet", "encoders": ["glove-50d"], "options": {"num_class": 5}}
-                ]
-            },
-            "datasets[0].options.num_class",
-        ),
-        (
-            {
-                "datasets": [
-                    {"name": "drug-reviews", "encoders": ["glove-50d"], "test_split": "dev"}
-                ]
-            },
-            "datasets[0].test_split",
-        ),
-        (
-            {
-                "datasets": [
-                    {"name": "wordnet", "trained_encoders": {"architectures": ["mlp"]}},
-                ]
-            },
-            "datasets[0].trained_encoders",
-        ),
-        ({"datasets": [{**SYNTHETIC, "encoders": ["glove-50d"]}]}, "datasets[0].encoders"),
-        (_with_synthetic(transformations=[]), "datasets[0].synthetic.transformations"),
-        (_with_synthetic(num_samples=10), "datasets[0].synthetic.num_samples"),
-        (_with_synthetic(dim=1), "datasets[0].synthetic.dim"),
-        ({"seeds": [0, 0]}, "seeds"),
-        ({"seeds": [2**32]}, "seeds"),
-        ({"seeds": [True]}, "seeds"),
-        ({"anchors": {"seed": -1}}, "anchors.seed"),
-        ({"anchors": {"strategy": ["uniform"]}}, "anchors.strategy"),
-        ({"variants": {"normalization": ["none"]}}, "variants.normalization"),
-        ({"head": {1: 2}}, "head"),
-        (
-            {
-                "datasets": [
-                    {"name": "drug-reviews", "encoders": ["glove-50d"], "options": {"d": {1}}}
-                ]
-            },
-            "datasets[0].options.d",
-        ),
-    ],
-)
-def test_names_and_options_are_checked_against_the_registries(change: dict, key: str) -> None:
-    with pytest.raises(ConfigError, match=re.escape(f"'{key}'")):
-        parse_config({**TINY, **change})
-
-
-def test_registered_and_family_encoders_are_accepted() -> None:
-    config = parse_config(
-        {**TINY, "datasets": [{"name": "drug-reviews", "encoders": ["glove-50d", "hf:./model"]}]}
-    )
-    assert config.datasets[0].encoders == ("glove-50d", "hf:./model")
 
 
 def test_run_checks_a_config_built_in_python_before_writing(tmp_path: Path) -> None:
@@ -518,10 +218,10 @@ def test_run_checks_a_config_built_in_python_before_writing(tmp_path: Path) -> N
         (replace(config, head=HeadConfig(lr=float("nan"))), "'head.lr'"),
     ):
         with pytest.raises(ConfigError, match=re.escape(key)):
-            stitching.run(bad, out, progress=False, report=False)
+            runner.run(bad, out, progress=False, report=False)
     for seeds in ([], [0, 0], [-1], ["0"]):
         with pytest.raises(ConfigError, match="'seeds'"):
-            stitching.run(config, out, seeds=seeds, progress=False, report=False)
+            runner.run(config, out, seeds=seeds, progress=False, report=False)
     assert not out.exists()
 
 
@@ -546,7 +246,7 @@ def test_run_refuses_an_encoder_that_is_not_installed(tmp_path: Path) -> None:
             {**TINY, "datasets": [{"name": "drug-reviews", "encoders": ["test-missing"]}]}
         )
         with pytest.raises(RuntimeError, match=r"'test-missing' is not installed.*pip install"):
-            stitching.run(config, tmp_path / "run", progress=False, report=False)
+            runner.run(config, tmp_path / "run", progress=False, report=False)
     finally:
         encoders.unregister("test-missing")
     assert not (tmp_path / "run").exists()
@@ -568,23 +268,23 @@ def test_a_folder_without_finished_work_takes_the_new_config(tmp_path: Path) -> 
     out.mkdir()
     (out / "config.json").write_text(json.dumps({"name": "an-old-failed-run", "seeds": [7]}))
     config = _tiny()
-    stitching.run(config, out, progress=False, report=False)
+    runner.run(config, out, progress=False, report=False)
     stored = json.loads((out / "config.json").read_text())
     assert stored["name"] == "tiny" and stored["seeds"] == [0]
     assert list((out / "cells").glob("*.csv"))
     (out / "config.json").write_text("{not json")  # unreadable, with finished cells: refused
     with pytest.raises(ValueError, match="different config"):
-        stitching.run(config, out, progress=False, report=False)
+        runner.run(config, out, progress=False, report=False)
 
 
 def test_finished_cells_or_models_of_another_config_are_refused(tmp_path: Path) -> None:
     import json
 
     out = tmp_path / "run"
-    stitching.run(_tiny(), out, progress=False, report=False)
+    runner.run(_tiny(), out, progress=False, report=False)
     before = (out / "config.json").read_bytes()
     with pytest.raises(ValueError, match="different config"):
-        stitching.run(_tiny(seeds=[1]), out, progress=False, report=False)
+        runner.run(_tiny(seeds=[1]), out, progress=False, report=False)
     assert (out / "config.json").read_bytes() == before
     # trained weights are finished work too: reusing them under another config would be wrong
     models = tmp_path / "models-only"
@@ -592,10 +292,10 @@ def test_finished_cells_or_models_of_another_config_are_refused(tmp_path: Path) 
     (models / "models" / "digits" / "absolute__ae-0__abc.pt").write_bytes(b"weights")
     (models / "config.json").write_text(json.dumps({"name": "other"}))
     with pytest.raises(ValueError, match="different config"):
-        stitching.run(_tiny(), models, progress=False, report=False)
+        runner.run(_tiny(), models, progress=False, report=False)
     assert json.loads((models / "config.json").read_text()) == {"name": "other"}
     # cells without any config.json cannot be attributed: refused, not adopted
     (out / "config.json").unlink()
     with pytest.raises(ValueError, match=r"no config\.json"):
-        stitching.run(_tiny(), out, progress=False, report=False)
+        runner.run(_tiny(), out, progress=False, report=False)
     assert not (out / "config.json").exists()

@@ -276,7 +276,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .experiments.config import load_config
-    from .experiments.stitching import run
+    from .experiments.runner import run
 
     config = load_config(args.config)
     out = args.out or f"runs/{config.name}"
@@ -294,6 +294,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         read_results,
         summary_table,
     )
+    from .experiments.variants import product_aggregation
 
     rows = read_results(results)
     metric = config.metrics[0]
@@ -306,7 +307,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(summary_table(rows, metric))
         print("\nNon-stitched reference (train encoder = test encoder):\n")
         print(non_stitched_table(rows, metric))
-        if any(r.variant.startswith("product:") for r in rows):
+        if any(product_aggregation(r.variant) is not None for r in rows):
             print("\nAggregation ablation (stitched):\n")
             print(ablation_table(rows, metric))
     print(f"\nresults: {results}\nsummary: {results.parent / 'summary.md'}")
@@ -339,26 +340,29 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _positive_int(text: str) -> int:
+def _argument_int(text: str, **bounds: int) -> int:
+    """``text`` as an integer within ``bounds`` (those of :func:`check_int`), or argparse's
+    error, which names the option itself."""
+    from ._validation import check_int
+
     try:
-        value = int(text)
+        value: object = int(text)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
+        value = text  # refused by check_int, with the expected form
+    try:
+        return check_int(value, "argument", **bounds)
+    except ValueError as error:  # a wrong type is a ValueError too
+        raise argparse.ArgumentTypeError(str(error).removeprefix("argument ")) from None
+
+
+def _positive_int(text: str) -> int:
+    return _argument_int(text, minimum=1)
 
 
 def _seed(text: str) -> int:
     from .experiments.config import SEED_MAX
 
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= SEED_MAX:
-        raise argparse.ArgumentTypeError(f"must be an integer in [0, {SEED_MAX}], got {text!r}")
-    return value
+    return _argument_int(text, minimum=0, maximum=SEED_MAX)
 
 
 def _check_output(path: str | os.PathLike[str], option: str, *, folder: bool) -> None:

@@ -17,7 +17,7 @@ from torch import nn
 from .. import anchors as _anchors
 from ..modules import ProductProjection, RelativeProjection
 from ..synthetic import make_spaces
-from .training import accuracy, make_head, train_classifier
+from .training import accuracy, make_head, seeded, train_classifier
 
 __all__ = ["QuickstartRow", "format_table", "run_quickstart"]
 
@@ -64,9 +64,7 @@ def run_quickstart(
     for i, name in enumerate(variants):
         if progress is not None:
             progress(f"[{i + 1}/{len(variants)}] training on space A: {name}")
-        # Weight initialisation draws from the global RNG: fork it so the caller's is untouched.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed + i)
+        with seeded(seed + i):
             relative: RelativeProjection | ProductProjection | None = None
             if name == "absolute":
                 head = make_head(dim, num_classes)

@@ -3,7 +3,7 @@
 The input is the tidy ``results.csv`` that ``latentbridge run`` writes, one row per
 (dataset, train encoder, test encoder, variant, seed, metric)::
 
-    dataset,train_encoder,test_encoder,variant,seed,metric,value
+    dataset,source,target,variant,seed,metric,value
 
 An empty ``value`` means "not applicable" (e.g. absolute stitching between encoders of different
 dimensions); it is shown as ``n/a`` and never enters a mean. A pair is *stitched* when the
@@ -22,7 +22,6 @@ appearance in ``results.csv``, so the same file always gives the same ``summary.
 from __future__ import annotations
 
 import base64
-import csv
 import hashlib
 import html
 import io
@@ -41,7 +40,12 @@ import numpy as np
 from .._files import write_bytes_atomic
 from .._plotting import plain_text
 from .._validation import warn_user
-from .cells import remove_run_temps
+from .results import COLUMNS, ResultRow, remove_run_temps
+from .results import read_results as _read_results
+from .task import MetricInfo
+from .tasks import TASKS
+from .tasks.similarity import similarity_bar_chart, similarity_table
+from .variants import Product, product_aggregation
 
 __all__ = [
     "COLUMNS",
@@ -56,16 +60,6 @@ __all__ = [
     "write_report",
 ]
 
-COLUMNS: tuple[str, ...] = (
-    "dataset",
-    "train_encoder",
-    "test_encoder",
-    "variant",
-    "seed",
-    "metric",
-    "value",
-)
-
 #: The paper's fixed columns, in order, before the product column.
 _FIXED: tuple[tuple[str, str], ...] = (
     ("absolute", "Absolute"),
@@ -75,31 +69,16 @@ _FIXED: tuple[tuple[str, str], ...] = (
     ("linf", "L∞"),
     ("dot", "Dot"),
 )
-_PRODUCT_PREFIX = "product:"
-_MAIN_PRODUCT = "product:mlp_sum"
-_METRIC_TITLES = {
-    "accuracy": "Accuracy",
-    "macro_f1": "Macro F1",
-    "mse": "MSE",
-    "psnr": "PSNR (dB)",
-    "linear_cka": "Linear CKA",
-    "rbf_cka": "RBF CKA",
-    "distance_pearson": "Pearson correlation of pairwise distances",
-    "mean_cosine": "Mean cosine similarity",
-}
+_MAIN_PRODUCT = Product("mlp_sum").name
+#: Every task's metrics, by name (their titles, ranges and order live with the tasks).
+METRICS: dict[str, MetricInfo] = {m.name: m for task in TASKS.values() for m in task.metrics}
+_METRIC_TITLES = {name: m.title for name, m in METRICS.items()}
 #: The values each metric can take (inclusive); a metric not listed accepts any finite number.
 METRIC_RANGES: dict[str, tuple[float, float]] = {
-    "accuracy": (0.0, 1.0),
-    "macro_f1": (0.0, 1.0),
-    "mse": (0.0, 1.0),  # pixels in [0, 1]
-    "psnr": (0.0, math.inf),
-    "linear_cka": (0.0, 1.0),
-    "rbf_cka": (0.0, 1.0),
-    "distance_pearson": (-1.0, 1.0),
-    "mean_cosine": (-1.0, 1.0),
+    name: (m.low, m.high) for name, m in METRICS.items()
 }
 #: Metrics where a smaller value is better (the best cell of a row is the smallest).
-LOWER_IS_BETTER = frozenset({"mse"})
+LOWER_IS_BETTER = frozenset(name for name, m in METRICS.items() if not m.higher_is_better)
 _NA = "n/a"
 _MISSING = "—"
 _PARTIAL = "†"
@@ -118,126 +97,14 @@ _HOW_TO_READ = (
 )
 
 
-_RECONSTRUCTION_NOTE = (
-    "Reconstruction: every model is an autoencoder (or VAE) trained from scratch with the "
-    "variant's relative layer inside. The *train encoder* column of results.csv names the model "
-    "whose decoder is used, the *test encoder* the model whose encoder (and anchors) feed it: "
-    "stitched pairs are encoder i → decoder j with i ≠ j. MSE is per pixel in [0, 1] (lower is "
-    "better, the smallest cell of a row is bold); PSNR = 10·log10(1/MSE). The image grids show "
-    "test images, the non-stitched reconstruction and a stitched one for each variant."
-)
-_GRAPH_NOTE = (
-    "Graphs: every model is a GNN node classifier trained from scratch with the variant's "
-    "relative layer before its head. *Train encoder* names the model whose head is used, *test "
-    "encoder* the model whose GNN (and anchor nodes) feed it; metrics are on the test nodes."
-)
-_SIMILARITY_NOTE = (
-    "Latent similarity: for every pair of encoders (A, B), the similarity of their "
-    "representations of the same test samples under each invariance class: absolute latents, "
-    "or their relative projections onto the same anchors (dot: invariant to orthogonal maps; "
-    "cosine: also to rescaling; euclidean/l1/linf: distance-based; product: the standardised "
-    "relative spaces concatenated). Cells are mean ± std over anchor sets (seeds); the summary "
-    "pools every pair. Linear CKA and the Pearson correlation of pairwise distances are in "
-    "[0, 1] and [-1, 1]; higher means more similar."
-)
-
-
 # --------------------------------------------------------------------------------------------
 # Reading
 
 
-@dataclass(frozen=True)
-class ResultRow:
-    """One tidy result: ``value`` is ``None`` where the metric does not apply."""
-
-    dataset: str
-    train_encoder: str
-    test_encoder: str
-    variant: str
-    seed: int
-    metric: str
-    value: float | None
-
-    @property
-    def stitched(self) -> bool:
-        """True when the head was trained on one encoder and evaluated on another."""
-        return self.train_encoder != self.test_encoder
-
-
-def _bad(path: Path, line: int, message: str) -> ValueError:
-    return ValueError(f"{path}, line {line}: {message}")
-
-
 def read_results(path: str | os.PathLike[str]) -> list[ResultRow]:
-    """Read and validate a tidy ``results.csv``; rows keep the file's order.
-
-    Raises :class:`ValueError` naming the file and line for a missing column, a row with the
-    wrong number of fields, an empty name, a non-integer seed, a value that is not a finite
-    number in its metric's range (:data:`METRIC_RANGES`; [0, 1] for accuracy, macro-F1, MSE and
-    CKA) or empty (not applicable), and a duplicated result key. Extra columns are ignored.
-    """
-    file = Path(path)
-    rows: list[ResultRow] = []
-    seen: dict[tuple[str, str, str, str, int, str], int] = {}
-    with file.open(encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise _bad(file, 1, "empty file, expected a header row") from None
-        names = [name.strip() for name in header]
-        missing = [c for c in COLUMNS if c not in names]
-        if missing:
-            raise _bad(file, 1, f"missing column(s) {', '.join(missing)}; expected {COLUMNS}")
-        index = {c: names.index(c) for c in COLUMNS}
-        for record in reader:
-            line = reader.line_num
-            if not record or all(not cell.strip() for cell in record):
-                continue  # blank line
-            if len(record) != len(names):
-                raise _bad(file, line, f"expected {len(names)} fields, found {len(record)}")
-            raw = {c: record[i].strip() for c, i in index.items()}
-            for c in ("dataset", "train_encoder", "test_encoder", "variant", "metric"):
-                if not raw[c]:
-                    raise _bad(file, line, f"empty {c}")
-            try:
-                seed = int(raw["seed"])
-            except ValueError:
-                raise _bad(file, line, f"seed {raw['seed']!r} is not an integer") from None
-            value: float | None
-            if raw["value"] == "":
-                value = None
-            else:
-                try:
-                    value = float(raw["value"])
-                except ValueError:
-                    raise _bad(
-                        file, line, f"value {raw['value']!r} is not a number (or empty for n/a)"
-                    ) from None
-                low, high = METRIC_RANGES.get(raw["metric"], (-math.inf, math.inf))
-                if not math.isfinite(value) or not low <= value <= high:
-                    bounds = f"[{low:g}, {high:g}]"
-                    raise _bad(
-                        file,
-                        line,
-                        f"value {raw['value']!r} of {raw['metric']} is not a finite number in "
-                        f"{bounds} (empty for n/a)",
-                    )
-            row = ResultRow(
-                dataset=raw["dataset"],
-                train_encoder=raw["train_encoder"],
-                test_encoder=raw["test_encoder"],
-                variant=raw["variant"],
-                seed=seed,
-                metric=raw["metric"],
-                value=value,
-            )
-            key = (row.dataset, row.train_encoder, row.test_encoder, row.variant, seed, row.metric)
-            if key in seen:
-                raise _bad(file, line, f"duplicate result, first given on line {seen[key]}")
-            seen[key] = line
-            rows.append(row)
-    return rows
+    """Read and validate a run's ``results.csv`` (:func:`.results.read_results`), each value in
+    its metric's range (:data:`METRIC_RANGES`)."""
+    return _read_results(path, METRIC_RANGES)
 
 
 # --------------------------------------------------------------------------------------------
@@ -330,7 +197,7 @@ def _partial_note(table: _Table) -> None:
 
 def main_product_variant(rows: Iterable[ResultRow]) -> str | None:
     """``product:mlp_sum`` when present, else the first product variant, else None."""
-    products = [v for v in _unique(r.variant for r in rows) if v.startswith(_PRODUCT_PREFIX)]
+    products = [v for v in _unique(r.variant for r in rows) if product_aggregation(v) is not None]
     if _MAIN_PRODUCT in products:
         return _MAIN_PRODUCT
     return products[0] if products else None
@@ -351,13 +218,13 @@ def _summary_columns(
             headers.append(label)
     if product is not None and product in present:
         variants.append(product)
-        headers.append(f"Product ({product.removeprefix(_PRODUCT_PREFIX)})")
+        headers.append(f"Product ({product_aggregation(product)})")
     if "product" in present:  # the similarity study's product representation
         variants.append("product")
         headers.append("Product")
     fixed = {name for name, _ in _FIXED} | {"product"}
     for v in present:
-        if v not in fixed and not v.startswith(_PRODUCT_PREFIX):
+        if v not in fixed and product_aggregation(v) is None:
             variants.append(v)
             headers.append(v)
     return variants, headers
@@ -381,10 +248,10 @@ def _summary(
 
 def _ablation(rows: Sequence[ResultRow], metric: str) -> _Table:
     rows = list(rows)
-    products = [v for v in _unique(r.variant for r in rows) if v.startswith(_PRODUCT_PREFIX)]
+    products = [v for v in _unique(r.variant for r in rows) if product_aggregation(v) is not None]
     cells = _collect(rows, metric, stitched=True)
     datasets = _unique(r.dataset for r in rows if r.metric == metric)
-    table = _Table(["Dataset", *(p.removeprefix(_PRODUCT_PREFIX) for p in products)], [])
+    table = _Table(["Dataset", *(str(product_aggregation(p)) for p in products)], [])
     if products:
         for d in datasets:
             table.rows.append(
@@ -482,9 +349,7 @@ def pair_matrix(
     appearance, so every variant's matrix has the same axes. Raises :class:`ValueError` when
     there is no row for (dataset, variant, metric).
     """
-    encoders = _unique(
-        e for r in rows if r.dataset == dataset for e in (r.train_encoder, r.test_encoder)
-    )
+    encoders = _unique(e for r in rows if r.dataset == dataset for e in (r.source, r.target))
     index = {e: i for i, e in enumerate(encoders)}
     sums = np.zeros((len(encoders), len(encoders)))
     counts = np.zeros((len(encoders), len(encoders)))
@@ -493,7 +358,7 @@ def pair_matrix(
         if r.dataset == dataset and r.variant == variant and r.metric == metric:
             found = True
             if r.value is not None:
-                i, j = index[r.train_encoder], index[r.test_encoder]
+                i, j = index[r.source], index[r.target]
                 sums[i, j] += r.value
                 counts[i, j] += 1
     if not found:
@@ -750,8 +615,6 @@ def write_report(out_dir: str | os.PathLike[str]) -> Path:
     for metric in metrics:
         tables: list[tuple[str, _Table | str]]
         if similarity:
-            from .similarity import similarity_bar_chart, similarity_table
-
             tables = [("Mean over encoder pairs", _summary(rows, metric, True, None))]
             for dataset in _unique(r.dataset for r in rows if r.metric == metric):
                 tables.append((f"{dataset}: every pair", similarity_table(rows, dataset, metric)))
@@ -774,11 +637,7 @@ def write_report(out_dir: str | os.PathLike[str]) -> Path:
 
     title = "Latent similarity report" if similarity else "Zero-shot stitching report"
     how = _HOW_TO_READ
-    extra = {
-        "reconstruction": _RECONSTRUCTION_NOTE,
-        "graph": _GRAPH_NOTE,
-        "similarity": _SIMILARITY_NOTE,
-    }.get(task)
+    extra = TASKS[task].note if task in TASKS else ""
     md = [f"# {title}", "", "## How to read", ""]
     md += [extra, ""] if similarity and extra else [how, ""] + ([extra, ""] if extra else [])
     for section, tables in sections:
@@ -789,11 +648,7 @@ def write_report(out_dir: str | os.PathLike[str]) -> Path:
     write_bytes_atomic(folder / "summary.md", "\n".join(md).encode("utf-8"))
 
     heat_metric = metrics[0]
-    labels = {
-        "reconstruction": ("decoder's model", "encoder's model"),
-        "graph": ("head's model", "GNN's model"),
-        "similarity": ("encoder A", "encoder B"),
-    }.get(task, ("train encoder", "test encoder"))
+    labels = TASKS[task].roles if task in TASKS else ("train encoder", "test encoder")
     keys = _unique_pairs((r.dataset, r.variant) for r in rows if r.metric == heat_metric)
     names = _heatmap_names(keys, heat_metric)
     figures: list[tuple[str, bytes]] = []

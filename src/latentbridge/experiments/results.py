@@ -1,4 +1,12 @@
-"""The resumable cell store every task of ``latentbridge run`` writes into.
+"""Result rows, their columns, and the resumable cell store every task writes into.
+
+A result is one :class:`ResultRow`: which ``dataset``, which ``source`` and ``target`` (the
+encoder or model a head was trained on and the one it was evaluated with; for the similarity
+study the two encoders compared), which ``variant`` (the space, see :mod:`.variants`; for the
+similarity study the invariance class), which ``seed``, which ``metric``, and its ``value``, a
+float or None where the metric does not apply. A row is *stitched* when source and target
+differ. Computing produces rows; writing formats them (six decimals, empty for None), once,
+here.
 
 A run is a list of *cells*; each cell is a small CSV of result rows (:data:`COLUMNS`) written
 atomically to ``DIR/cells/`` when it finishes. ``DIR/results.csv`` is rebuilt from the finished
@@ -9,8 +17,9 @@ reconstruction and graph tasks) are stored the same way under ``DIR/models/`` by
 read back with ``weights_only=True``: nothing is unpickled), so a restart does not retrain them.
 
 Opening a :class:`CellStore` (the start of every run) deletes the temporary files that writers
-killed mid-write left anywhere in ``DIR`` (:func:`latentbridge._files.remove_stale_temps`
-states which temporaries count as stale; those of a writer still running are kept).
+killed mid-write left in ``DIR`` (:func:`remove_run_temps`; those of a writer still running are
+kept). Files written by versions that named the encoder columns ``train_encoder`` and
+``test_encoder`` are read as ``source`` and ``target``.
 """
 
 from __future__ import annotations
@@ -19,7 +28,10 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Callable, Sequence
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -31,25 +43,144 @@ __all__ = [
     "COLUMNS",
     "RUN_SUBFOLDERS",
     "CellStore",
+    "ResultRow",
     "cell_path",
     "consolidate",
     "csv_text",
+    "format_value",
     "load_state",
     "model_path",
+    "read_results",
     "remove_run_temps",
     "save_state",
 ]
 
-COLUMNS = ("dataset", "train_encoder", "test_encoder", "variant", "seed", "metric", "value")
+#: The columns of ``results.csv`` and of every cell, in order.
+COLUMNS: tuple[str, ...] = ("dataset", "source", "target", "variant", "seed", "metric", "value")
+# Older files' names for source and target.
+_ALIASES = {"train_encoder": "source", "test_encoder": "target"}
 
 
-def csv_text(rows: Sequence[Sequence[object]]) -> str:
+@dataclass(frozen=True)
+class ResultRow:
+    """One tidy result: ``value`` is ``None`` where the metric does not apply."""
+
+    dataset: str
+    source: str
+    target: str
+    variant: str
+    seed: int
+    metric: str
+    value: float | None
+
+    @property
+    def stitched(self) -> bool:
+        """True when the source (trained on) and the target (evaluated with) differ."""
+        return self.source != self.target
+
+    @property
+    def key(self) -> tuple[str, str, str, str, int, str]:
+        return (self.dataset, self.source, self.target, self.variant, self.seed, self.metric)
+
+
+def format_value(value: float | None) -> str:
+    """A value as written to a CSV file: six decimals (no negative zero), empty for None."""
+    if value is None:
+        return ""
+    text = f"{value:.6f}"
+    return "0.000000" if text == "-0.000000" else text
+
+
+def csv_text(rows: Sequence[ResultRow]) -> str:
     """``rows`` as CSV text with the :data:`COLUMNS` header."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(COLUMNS)
-    writer.writerows(rows)
+    writer.writerows([*r.key, format_value(r.value)] for r in rows)
     return buffer.getvalue()
+
+
+def _bad(path: Path, line: int, message: str) -> ValueError:
+    return ValueError(f"{path}, line {line}: {message}")
+
+
+def _header_index(file: Path, header: list[str]) -> dict[str, int]:
+    names = [_ALIASES.get(name.strip(), name.strip()) for name in header]
+    missing = [c for c in COLUMNS if c not in names]
+    if missing:
+        raise _bad(file, 1, f"missing column(s) {', '.join(missing)}; expected {COLUMNS}")
+    return {c: names.index(c) for c in COLUMNS}
+
+
+def _parse_value(file: Path, line: int, raw: str, metric: str, ranges: Mapping) -> float | None:
+    if raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise _bad(file, line, f"value {raw!r} is not a number (or empty for n/a)") from None
+    low, high = ranges.get(metric, (-math.inf, math.inf))
+    if not math.isfinite(value) or not low <= value <= high:
+        raise _bad(
+            file,
+            line,
+            f"value {raw!r} of {metric} is not a finite number in [{low:g}, {high:g}] "
+            "(empty for n/a)",
+        )
+    return value
+
+
+def read_results(
+    path: str | os.PathLike[str],
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+) -> list[ResultRow]:
+    """Read and validate a tidy ``results.csv``; rows keep the file's order.
+
+    Raises :class:`ValueError` naming the file and line for a missing column, a row with the
+    wrong number of fields, an empty name, a non-integer seed, a value that is not a finite
+    number in its metric's range (``ranges``: metric -> (low, high), inclusive; any finite
+    number for a metric not listed) or empty (not applicable), and a duplicated result key.
+    Extra columns are ignored.
+    """
+    file = Path(path)
+    ranges = ranges or {}
+    rows: list[ResultRow] = []
+    seen: dict[tuple[str, str, str, str, int, str], int] = {}
+    with file.open(encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise _bad(file, 1, "empty file, expected a header row") from None
+        index = _header_index(file, header)
+        for record in reader:
+            line = reader.line_num
+            if not record or all(not cell.strip() for cell in record):
+                continue  # blank line
+            if len(record) != len(header):
+                raise _bad(file, line, f"expected {len(header)} fields, found {len(record)}")
+            raw = {c: record[i].strip() for c, i in index.items()}
+            for c in ("dataset", "source", "target", "variant", "metric"):
+                if not raw[c]:
+                    raise _bad(file, line, f"empty {c}")
+            try:
+                seed = int(raw["seed"])
+            except ValueError:
+                raise _bad(file, line, f"seed {raw['seed']!r} is not an integer") from None
+            row = ResultRow(
+                raw["dataset"],
+                raw["source"],
+                raw["target"],
+                raw["variant"],
+                seed,
+                raw["metric"],
+                _parse_value(file, line, raw["value"], raw["metric"], ranges),
+            )
+            if row.key in seen:
+                raise _bad(file, line, f"duplicate result, first given on line {seen[row.key]}")
+            seen[row.key] = line
+            rows.append(row)
+    return rows
 
 
 def _safe(text: str) -> str:
@@ -65,15 +196,19 @@ def cell_path(out: Path, dataset: str, variant: str, seed: int, encoder: str) ->
 
 def consolidate(out: Path, order: Sequence[Path]) -> Path:
     """Rebuild ``out/results.csv`` from the finished cells of ``order``; returns its path."""
-    rows: list[list[str]] = []
+    records: list[list[str]] = []
     for path in order:
         if path.is_file():
             with path.open(encoding="utf-8", newline="") as handle:
                 reader = csv.reader(handle)
                 next(reader, None)
-                rows.extend(reader)
+                records.extend(reader)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    writer.writerows(records)  # cells hold formatted rows in the column order
     target = out / "results.csv"
-    write_bytes_atomic(target, csv_text(rows).encode("utf-8"))
+    write_bytes_atomic(target, buffer.getvalue().encode("utf-8"))
     return target
 
 
@@ -107,7 +242,7 @@ class CellStore:
     def done(self, path: Path) -> bool:
         return path.is_file()
 
-    def compute(self, path: Path, make_rows: Callable[[], list[list[object]]]) -> bool:
+    def compute(self, path: Path, make_rows: Callable[[], list[ResultRow]]) -> bool:
         """Add ``path`` to the plan; compute and store its rows unless finished. True if run."""
         self.order.append(path)
         if path.is_file():

@@ -42,8 +42,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .._validation import warn_user
+from .._validation import check_choice, check_positive_int, check_seed, warn_user
 from ..cache import EmbeddingCache, cache_dir
+from .config import VISION_ARCHITECTURES
 
 if TYPE_CHECKING:
     from ..encoders import Encoder
@@ -62,7 +63,7 @@ __all__ = [
     "train_zoo",
 ]
 
-ARCHITECTURES: tuple[str, ...] = ("mlp", "cnn", "resnet")
+ARCHITECTURES: tuple[str, ...] = VISION_ARCHITECTURES
 DEFAULT_EPOCHS = 3
 #: Bumped whenever a change here changes what a given set of options trains.
 FORMAT_VERSION = 1
@@ -132,8 +133,8 @@ def build_encoder(architecture: str, latent_dim: int, image_size: tuple[int, int
 
     The convolutional encoders accept any image size; the MLP only ``image_size``.
     """
-    _check_architecture(architecture)
-    _check_latent_dim(latent_dim)
+    check_choice(architecture, "architecture", ARCHITECTURES)
+    latent_dim = check_positive_int(latent_dim, "latent_dim")
     h, w = image_size
     if architecture == "mlp":
         return nn.Sequential(
@@ -166,32 +167,10 @@ def build_encoder(architecture: str, latent_dim: int, image_size: tuple[int, int
 # --------------------------------------------------------------------------------------------
 
 
-def _check_architecture(architecture: object) -> None:
-    if architecture not in ARCHITECTURES:
-        raise ValueError(f"architecture must be one of {list(ARCHITECTURES)}, got {architecture!r}")
-
-
-def _check_latent_dim(latent_dim: object) -> None:
-    if isinstance(latent_dim, bool) or not isinstance(latent_dim, (int, np.integer)):
-        raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
-    if latent_dim <= 0:
-        raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
-
-
-def _check_positive_int(value: object, name: str, allow_zero: bool = False) -> int:
-    low = 0 if allow_zero else 1
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        kind = "non-negative" if allow_zero else "positive"
-        raise ValueError(f"{name} must be a {kind} int, got {value!r}")
-    return int(value)
-
-
 def _check_dataset(dataset: object) -> None:
     from .. import data
 
-    vision = [spec.name for spec in data.available("vision")]
-    if dataset not in vision:
-        raise ValueError(f"dataset must be one of the vision datasets {vision}, got {dataset!r}")
+    check_choice(dataset, "dataset", [spec.name for spec in data.available("vision")])
 
 
 # --------------------------------------------------------------------------------------------
@@ -261,6 +240,13 @@ class TrainedEncoder:
         x = self.preprocess(images)
         return _forward(self.module, x, batch_size).numpy()
 
+    def encoder(self) -> Encoder:
+        """This trained module as an encoder object named :attr:`name` (nothing registered):
+        ``latentbridge.encode(dataset, trained.encoder(), split)`` caches on its weights."""
+        from ..encoders.generic import ModuleEncoder
+
+        return ModuleEncoder(self.name, self.module, "vision", self.latent_dim, self.preprocess)
+
     def register(self, name: str | None = None, *, overwrite: bool = True) -> Encoder:
         """Register the encoder (as ``name``, default :attr:`name`) and return it.
 
@@ -306,7 +292,8 @@ def _accuracy(model: nn.Module, x: Tensor, y: Tensor) -> float:
     return float((logits.argmax(1) == y).float().mean())
 
 
-def _default_name(dataset: str, architecture: str, seed: int, latent_dim: int) -> str:
+def encoder_name(dataset: str, architecture: str, seed: int, latent_dim: int) -> str:
+    """The default name of an encoder trained by :func:`train_encoder`."""
     dim = "" if latent_dim == 64 else f"-d{latent_dim}"
     return f"{dataset}/{architecture}{dim}-s{seed}"
 
@@ -407,15 +394,15 @@ def train_encoder(
     from ..cache import make_key
 
     _check_dataset(dataset)
-    _check_architecture(architecture)
-    _check_latent_dim(latent_dim)
-    seed = _check_positive_int(seed, "seed", allow_zero=True)
-    epochs = _check_positive_int(epochs, "epochs", allow_zero=True)
-    batch_size = _check_positive_int(batch_size, "batch_size")
+    check_choice(architecture, "architecture", ARCHITECTURES)
+    latent_dim = check_positive_int(latent_dim, "latent_dim")
+    seed = check_seed(seed)
+    epochs = check_positive_int(epochs, "epochs", allow_zero=True)
+    batch_size = check_positive_int(batch_size, "batch_size")
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < float("inf"):
         raise ValueError(f"lr must be a positive float, got {lr!r}")
     if train_subset is not None:
-        train_subset = _check_positive_int(train_subset, "train_subset")
+        train_subset = check_positive_int(train_subset, "train_subset")
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be callable or None, got {type(progress).__name__}")
     load_options = dict(dataset_options or {})
@@ -434,7 +421,7 @@ def train_encoder(
     options = json.loads(json.dumps(options, sort_keys=True, default=str))  # as stored
     key = make_key(options)
     folder = _root(cache) / "models" / "vision" / key
-    name = _default_name(dataset, architecture, seed, int(latent_dim))
+    name = encoder_name(dataset, architecture, seed, int(latent_dim))
 
     if folder.exists() and not refresh:
         try:
@@ -566,7 +553,7 @@ def train_zoo(
     if isinstance(architectures, str):
         raise ValueError(f"architectures must be a sequence of names, got {architectures!r}")
     for architecture in architectures:
-        _check_architecture(architecture)
+        check_choice(architecture, "architecture", ARCHITECTURES)
     dims: Mapping[str, int]
     if isinstance(latent_dim, Mapping):
         unknown = set(latent_dim) - set(ARCHITECTURES)

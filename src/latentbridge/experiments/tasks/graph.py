@@ -3,7 +3,7 @@
 Protocol, per dataset of the config (loaded with split ``"full"`` and the dataset's options):
 
 1. Anchors: ``K = min(anchors.num, #training nodes)`` training nodes, chosen once by
-   :func:`~latentbridge.experiments.stitching.select_anchor_indices` over the training nodes'
+   :func:`~latentbridge.experiments.spaces.select_anchor_indices` over the training nodes'
    input features (seed ``anchors.seed``) and shared by every model.
 2. Models ``f"{arch}-{seed}"`` for each architecture of ``graph.architectures`` (``gcn``, ``gat``,
    ``sage``) and each seed of ``seeds``: a two-layer message-passing encoder
@@ -28,12 +28,12 @@ Protocol, per dataset of the config (loaded with split ``"full"`` and the datase
    of a model starts from the same encoder initialisation.
 3. Cells: for each variant and each *head* model ``j``, the encoder of every model ``i`` (with
    its own embeddings of the anchors) feeds model ``j``'s projection / aggregation and head,
-   with no retraining; the test nodes are scored. Rows are ``(dataset, train_encoder=j,
-   test_encoder=i, variant, seed of j, metric, value)``; ``i = j`` is the non-stitched
+   with no retraining; the test nodes are scored. Rows are ``(dataset, source=j,
+   target=i, variant, seed of j, metric, value)``; ``i = j`` is the non-stitched
    reference. Absolute stitching is applicable (every model has ``latent_dim`` dimensions) and
    is expected to be poor across models.
 
-Weights are stored under ``DIR/models/`` (:func:`~latentbridge.experiments.cells.save_state`)
+Weights are stored under ``DIR/models/`` (:func:`~latentbridge.experiments.results.save_state`)
 and reused by a restarted run; a variant's models are trained (or loaded) only when one of its
 cells is unfinished. ``torch_geometric`` (the ``graph`` extra) is imported when a model is
 built.
@@ -50,16 +50,18 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .._progress import ProgressBar
-from ..modules import ProductProjection, RelativeProjection
-from . import cells
-from .cells import CellStore
-from .config import DatasetConfig, GraphConfig, RunConfig
-from .stitching import select_anchor_indices, variant_names
-from .training import macro_f1, make_head
+from ..._validation import check_positive_int
+from ...modules import ProductProjection, RelativeProjection
+from .. import results as cells
+from ..config import GRAPH_ARCHITECTURES, DatasetConfig, GraphConfig, RunConfig
+from ..results import CellStore, ResultRow
+from ..spaces import select_anchor_indices
+from ..task import Cell, MetricInfo, Plan, RunContext
+from ..training import fit, macro_f1, make_head, seeded
+from ..variants import Absolute, Translation, build_layer, from_config, parse
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..data import GraphDataset
+    from ...data import GraphDataset
 
 __all__ = [
     "ARCHITECTURES",
@@ -71,13 +73,12 @@ __all__ = [
     "build_model",
     "graph_tensors",
     "model_names",
-    "run_dataset",
     "stitched_logits",
     "train_model",
 ]
 
 #: The message-passing architectures: ``torch_geometric``'s GCNConv, GATConv and SAGEConv.
-ARCHITECTURES: tuple[str, ...] = ("gcn", "gat", "sage")
+ARCHITECTURES: tuple[str, ...] = GRAPH_ARCHITECTURES
 #: Attention heads of the first GAT layer (concatenated; ``hidden // GAT_HEADS`` units each).
 GAT_HEADS = 4
 
@@ -91,12 +92,6 @@ def _require_pyg() -> Any:
             "the graph task needs torch_geometric: pip install 'latentbridge[graph]'"
         ) from error
     return pyg_nn
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -130,11 +125,11 @@ def graph_tensors(graph: GraphDataset | GraphTensors) -> GraphTensors:
     """
     if isinstance(graph, GraphTensors):
         return graph
-    from ..data import GraphDataset
+    from ...data import GraphDataset
 
     if not isinstance(graph, GraphDataset):
         raise TypeError(f"graph must be a GraphDataset or GraphTensors, got {type(graph).__name__}")
-    from ..data.graph import to_tensors
+    from ...data.graph import to_tensors
 
     tensors = to_tensors(graph)
     return GraphTensors(labels=tensors.pop("y"), **tensors, num_classes=graph.num_classes)
@@ -178,9 +173,9 @@ class GNNEncoder(nn.Module):
             raise ValueError(
                 f"architecture must be one of {list(ARCHITECTURES)}, got {architecture!r}"
             )
-        in_dim = _positive_int("in_dim", in_dim)
-        hidden = _positive_int("hidden", hidden)
-        latent_dim = _positive_int("latent_dim", latent_dim)
+        in_dim = check_positive_int(in_dim, "in_dim")
+        hidden = check_positive_int(hidden, "hidden")
+        latent_dim = check_positive_int(latent_dim, "latent_dim")
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
             raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
         if not 0.0 <= dropout < 1.0:
@@ -279,40 +274,27 @@ def build_model(
     and ``config.variants`` (normalization, product_projections). ``num_anchors`` (K) is
     required by every variant but ``absolute``.
     """
-    from .. import aggregations, projections
-
     g = _graph_config(config)
-    num_classes = _positive_int("num_classes", num_classes)
+    num_classes = check_positive_int(num_classes, "num_classes")
+    parsed = parse(variant)
+    if isinstance(parsed, Translation):
+        raise ValueError(f"variant {variant!r}: the graph task has no latent-translation variant")
     encoder = GNNEncoder(architecture, in_dim, g.hidden, g.latent_dim, g.dropout)
-    if variant == "absolute":
+    if isinstance(parsed, Absolute):
         return GraphModel(
             encoder, None, make_head(g.latent_dim, num_classes, config.head.hidden), variant
         )
     if num_anchors is None:
         raise ValueError(f"num_anchors is required for variant {variant!r}")
-    k = _positive_int("num_anchors", num_anchors)
-    projection: RelativeProjection | ProductProjection
-    if variant.startswith("product:"):
-        aggregation = variant.split(":", 1)[1]
-        if aggregation not in aggregations.available():
-            raise ValueError(
-                f"variant {variant!r}: the aggregation must be one of {aggregations.available()}"
-            )
-        projection = ProductProjection(
-            config.variants.product_projections,
-            aggregation,
-            num_anchors=k,
-            normalization=config.variants.normalization,
-        )
-        width = projection.out_features
-    elif variant in projections.available():
-        projection = RelativeProjection(variant, config.variants.normalization)
-        width = k
-    else:
-        raise ValueError(
-            "variant must be 'absolute', a projection name or 'product:<aggregation>', got "
-            f"{variant!r}"
-        )
+    k = check_positive_int(num_anchors, "num_anchors")
+    projection = build_layer(
+        parsed,
+        k,
+        normalization=config.variants.normalization,
+        product_projections=config.variants.product_projections,
+    )
+    assert projection is not None  # a relative or product variant
+    width = projection.out_features if isinstance(projection, ProductProjection) else k
     return GraphModel(
         encoder, projection, make_head(width, num_classes, config.head.hidden), variant
     )
@@ -337,7 +319,7 @@ def train_model(
     (the last epoch's when there are no validation nodes). Dropout draws from the global RNG:
     seed it (inside :func:`torch.random.fork_rng`) for a deterministic result.
     """
-    epochs = _positive_int("epochs", epochs)
+    epochs = check_positive_int(epochs, "epochs")
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)):
@@ -347,29 +329,35 @@ def train_model(
     g = graph_tensors(graph)
     if not bool(g.train_mask.any()):
         raise ValueError("graph has no training nodes: train_mask is all False")
-    optimizer = torch.optim.Adam(model.parameters(), lr=float(lr), weight_decay=float(weight_decay))
     loss_fn = nn.CrossEntropyLoss()
-    has_val = bool(g.val_mask.any())
-    best_val = -1.0
-    best_state: dict[str, Tensor] | None = None
-    for _ in range(epochs):
-        model.train()
-        optimizer.zero_grad()
-        # The head sees only the training nodes; the anchors come from the same full pass.
+    best: dict[str, Any] = {"accuracy": -1.0, "state": None}
+
+    def loss(batch: Tensor | None) -> Tensor:
+        # Full batch: the head sees only the training nodes; the anchors come from the same pass.
         logits = model(g.x, g.edge_index, anchor_idx, g.train_mask)
-        loss_fn(logits, g.labels[g.train_mask]).backward()
-        optimizer.step()
-        if has_val:
-            model.eval()
-            with torch.no_grad():
-                predicted = model(g.x, g.edge_index, anchor_idx, g.val_mask).argmax(dim=1)
-                val = float((predicted == g.labels[g.val_mask]).float().mean())
-            if val > best_val:
-                best_val = val
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
+        return loss_fn(logits, g.labels[g.train_mask])
+
+    def keep_best(epoch: int) -> None:
+        model.eval()
+        with torch.no_grad():
+            predicted = model(g.x, g.edge_index, anchor_idx, g.val_mask).argmax(dim=1)
+            accuracy = float((predicted == g.labels[g.val_mask]).float().mean())
+        if accuracy > best["accuracy"]:
+            best["accuracy"] = accuracy
+            best["state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    fit(
+        model,
+        loss,
+        num_samples=g.num_nodes,
+        epochs=epochs,
+        lr=float(lr),
+        weight_decay=float(weight_decay),
+        end_of_epoch=keep_best if bool(g.val_mask.any()) else None,
+    )
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
+        model.eval()
     return model
 
 
@@ -449,8 +437,7 @@ def _train_or_load(
     models: dict[str, GraphModel] = {}
     for name, arch, seed in model_names(config):
         path = cells.model_path(store.out, ds.name, variant, name)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed):
             model = build_model(
                 arch,
                 variant,
@@ -494,11 +481,11 @@ def _cell_rows(
     graph: GraphTensors,
     anchor_idx: Tensor,
     metrics: Sequence[str],
-) -> list[list[object]]:
+) -> list[ResultRow]:
     """Rows of one cell: ``head_name``'s head under the encoder of every model."""
     head_model = variant_models.models[head_name]
     target = graph.labels[graph.test_mask].numpy()
-    rows: list[list[object]] = []
+    rows: list[ResultRow] = []
     for encoder_name, z in variant_models.embeddings.items():
         with torch.no_grad():
             logits = head_model.decode(z, anchor_idx, graph.test_mask)
@@ -511,58 +498,96 @@ def _cell_rows(
             if metric not in values:
                 raise ValueError(f"metric {metric!r} is not one of {sorted(values)}")
             rows.append(
-                [dataset, head_name, encoder_name, variant, seed, metric, f"{values[metric]:.6f}"]
+                ResultRow(dataset, head_name, encoder_name, variant, seed, metric, values[metric])
             )
     return rows
 
 
-def run_dataset(
-    ds: DatasetConfig,
-    config: RunConfig,
-    store: CellStore,
-    *,
-    cache: Any,
-    progress: bool,
-    log: Callable[[str], None],
-) -> None:
-    """Run (or resume) the graph task on ``ds`` into ``store`` (see the module docstring).
+#: Accuracy and macro-F1 of the test nodes' predicted classes.
+METRICS = (
+    MetricInfo("accuracy", "Accuracy", 0.0, 1.0),
+    MetricInfo("macro_f1", "Macro F1", 0.0, 1.0),
+)
 
-    ``cache`` is unused (nothing is encoded); the dataset is loaded with split ``"full"``.
-    """
-    from .. import data
 
-    del cache
-    log(f"{ds.name}: loading the graph")
-    loaded = data.load(ds.name, "full", **ds.options)
-    if not isinstance(loaded, data.GraphDataset):
-        raise ValueError(
-            f"dataset {ds.name!r} is not a graph; the graph task needs a graph dataset"
-        )
-    graph = graph_tensors(loaded)
-    anchor_idx = anchor_nodes(config, graph)
-    names = model_names(config)
-    variants = variant_names(config)
-    total = len(variants) * len(names)
-    bar = ProgressBar(f"{ds.name}: cells") if progress else None
-    done = 0
-    for variant in variants:
-        make = functools.partial(_train_or_load, ds, config, store, variant, graph, anchor_idx, log)
-        variant_models = _VariantModels(make, graph)
-        for name, _arch, seed in names:
-            store.compute(
-                store.path(ds.name, variant, seed, name),
-                functools.partial(
-                    _cell_rows,
-                    ds.name,
-                    variant,
-                    name,
-                    seed,
-                    variant_models,
-                    graph,
-                    anchor_idx,
-                    config.metrics,
-                ),
+class _GraphRun:
+    """The graph, its anchor nodes and each variant's models, made on first use."""
+
+    def __init__(self, ds: DatasetConfig, config: RunConfig, context: RunContext) -> None:
+        self.ds, self.config, self.context = ds, config, context
+        self._models: dict[str, _VariantModels] = {}
+
+    @functools.cached_property
+    def graph(self) -> GraphTensors:
+        from ... import data
+
+        self.context.log(f"{self.ds.name}: loading the graph")
+        loaded = data.load(self.ds.name, "full", **self.ds.options)
+        if not isinstance(loaded, data.GraphDataset):
+            raise ValueError(
+                f"dataset {self.ds.name!r} is not a graph; the graph task needs a graph dataset"
             )
-            done += 1
-            if bar is not None:
-                bar(done, total)
+        return graph_tensors(loaded)
+
+    @functools.cached_property
+    def anchor_idx(self) -> Tensor:
+        return anchor_nodes(self.config, self.graph)
+
+    def models(self, variant: str) -> _VariantModels:
+        if variant not in self._models:
+            make = functools.partial(
+                _train_or_load,
+                self.ds,
+                self.config,
+                self.context.store,
+                variant,
+                self.graph,
+                self.anchor_idx,
+                self.context.log,
+            )
+            self._models[variant] = _VariantModels(make, self.graph)
+        return self._models[variant]
+
+    def rows(self, variant: str, head_name: str, seed: int) -> list[ResultRow]:
+        return _cell_rows(
+            self.ds.name,
+            variant,
+            head_name,
+            seed,
+            self.models(variant),
+            self.graph,
+            self.anchor_idx,
+            self.config.metrics,
+        )
+
+
+class Graph:
+    """GNN node classifiers with the relative layer before the head, stitched across models."""
+
+    name = "graph"
+    metrics: tuple[MetricInfo, ...] = METRICS
+    roles: tuple[str, str] = ("head's model", "GNN's model")
+    note = (
+        "Graphs: every model is a GNN node classifier trained from scratch with the variant's "
+        "relative layer before its head. *Train encoder* names the model whose head is used, "
+        "*test encoder* the model whose GNN (and anchor nodes) feed it; metrics are on the test "
+        "nodes."
+    )
+
+    def plan(self, dataset: DatasetConfig, config: RunConfig, context: RunContext) -> Plan:
+        """One cell per (variant, model): the model's head under every model's GNN. The graph
+        is loaded, and a variant's models trained or loaded, only for an unfinished cell."""
+        work = _GraphRun(dataset, config, context)
+        return Plan(
+            [
+                Cell(
+                    dataset.name,
+                    v.name,
+                    seed,
+                    name,
+                    functools.partial(work.rows, v.name, name, seed),
+                )
+                for v in from_config(config.variants)
+                for name, _arch, seed in model_names(config)
+            ]
+        )

@@ -5,11 +5,11 @@ Protocol, per dataset of the config (``config.reconstruction`` holds the options
 1. Images of the train and test splits are scaled to ``[0, 1]`` (``uint8 / 255``), greyscale
    ``(N, H, W)`` or colour ``(N, H, W, C)``, any size.
 2. K = ``min(anchors.num, n_train)`` anchor images are chosen once as indices into the full
-   training split (:func:`.stitching.select_anchor_indices` on the flattened pixels, seed
+   training split (:func:`..spaces.select_anchor_indices` on the flattened pixels, seed
    ``anchors.seed``) and shared by every model.
 3. Models ``f"{kind}-{seed}"`` for ``kind`` in ``reconstruction.kinds`` (``ae``, ``vae``) and
    ``seed`` in ``seeds`` are trained from scratch once per space variant
-   (:func:`.stitching.variant_names`): ``encoder -> latent z -> bottleneck -> decoder``, where
+   (:func:`.variants.from_config`): ``encoder -> latent z -> bottleneck -> decoder``, where
    the bottleneck is
 
    - ``absolute``: the identity (z goes straight to the decoder);
@@ -44,13 +44,13 @@ Choices:
   ``seed``; ``train_subset`` picks a class-balanced subset of the training split, deterministic
   in ``seed`` (:func:`latentbridge.data.vision.balanced_subset`). Adam(``lr``), ``epochs``,
   ``batch_size``.
-- Weights are stored under ``DIR/models/`` (:func:`.cells.save_state`) and reused, so a
+- Weights are stored under ``DIR/models/`` (:func:`.results.save_state`) and reused, so a
   restarted run retrains nothing; the models of a variant are only loaded (or trained) when a
   cell or the image grid of that variant is missing.
 
 Outputs: one cell per (variant, decoder model), rows ``[dataset, decoder model, encoder model,
-variant, decoder seed, metric, value]`` (the decoder is the ``train_encoder`` column, the
-encoder the ``test_encoder`` column), and an image grid per variant,
+variant, decoder seed, metric, value]`` (the decoder is the ``source`` column, the
+encoder the ``target`` column), and an image grid per variant,
 ``DIR/grids/<dataset>__<variant>.png``: test images, the first model's reconstruction, and the
 second model's encoder stitched to the first model's decoder.
 """
@@ -63,18 +63,21 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .._files import write_bytes_atomic
-from .._plotting import plain_text
-from .._progress import ProgressBar
-from .cells import CellStore, load_state, model_path, save_state
-from .config import DatasetConfig, ReconstructionConfig, RunConfig
-from .stitching import select_anchor_indices, variant_names
+from ..._files import write_bytes_atomic
+from ..._plotting import plain_text
+from ..._validation import check_positive_int, check_seed
+from ...modules import ProductProjection
+from ..config import AUTOENCODERS, DatasetConfig, ReconstructionConfig, RunConfig
+from ..results import CellStore, ResultRow, load_state, model_path, save_state
+from ..spaces import select_anchor_indices
+from ..task import Cell, MetricInfo, Plan, RunContext
+from ..training import fit, seeded
+from ..variants import Translation, build_layer, from_config, parse
 
 __all__ = [
     "KINDS",
@@ -85,13 +88,12 @@ __all__ = [
     "model_names",
     "reconstruct",
     "reconstruction_loss",
-    "run_dataset",
     "train_model",
     "write_grid",
 ]
 
 #: The model kinds: a deterministic autoencoder and a variational one.
-KINDS: tuple[str, ...] = ("ae", "vae")
+KINDS: tuple[str, ...] = AUTOENCODERS
 _EVAL_BATCH = 1024
 
 
@@ -101,10 +103,7 @@ _EVAL_BATCH = 1024
 def _check_image_shape(image_shape: object) -> tuple[int, int, int]:
     if not isinstance(image_shape, (tuple, list)) or len(image_shape) not in (2, 3):
         raise ValueError(f"image_shape must be (H, W) or (C, H, W), got {image_shape!r}")
-    for value in image_shape:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"image_shape must hold positive ints, got {image_shape!r}")
-    dims = tuple(int(v) for v in image_shape)
+    dims = tuple(check_positive_int(v, "image_shape[i]") for v in image_shape)
     return (1, dims[0], dims[1]) if len(dims) == 2 else (dims[0], dims[1], dims[2])
 
 
@@ -131,36 +130,30 @@ class Bottleneck(nn.Module):
         product_projections: Sequence[str] = ("cosine", "euclidean", "l1", "linf"),
     ) -> None:
         super().__init__()
-        from .. import projections
-        from ..modules import ProductProjection, RelativeProjection
-
         if not isinstance(variant, str):
             raise ValueError(f"variant must be a variant name, got {variant!r}")
+        parsed = parse(variant)
+        if isinstance(parsed, Translation):
+            raise ValueError(
+                f"variant {variant!r}: the reconstruction task has no latent-translation variant"
+            )
         self.variant = variant
         self.num_anchors = num_anchors
-        self.projection: nn.Module | None = None
+        self.projection = build_layer(
+            parsed,
+            num_anchors,
+            normalization=normalization,
+            product_projections=product_projections,
+            check_inputs=False,
+        )
         self.norm: nn.Module = nn.Identity()
-        if variant == "absolute":
+        if self.projection is None:
             self.out_features = latent_dim
-        elif variant.startswith("product:"):
-            product = ProductProjection(
-                list(product_projections),
-                variant.split(":", 1)[1],
-                num_anchors,
-                normalization=normalization,
-                check_inputs=False,
-            )
-            self.projection = product
-            self.out_features = product.out_features
-        elif variant in projections.available():
-            self.projection = RelativeProjection(variant, normalization, check_inputs=False)
+        elif isinstance(self.projection, ProductProjection):
+            self.out_features = self.projection.out_features
+        else:
             self.norm = nn.LayerNorm(num_anchors)
             self.out_features = num_anchors
-        else:
-            raise ValueError(
-                "variant must be 'absolute', a projection name "
-                f"{projections.available()} or 'product:<aggregation>', got {variant!r}"
-            )
 
     @property
     def needs_anchors(self) -> bool:
@@ -301,9 +294,9 @@ def build_model(
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {list(KINDS)}, got {kind!r}")
     shape = _check_image_shape(image_shape)
-    k = config.anchors.num if num_anchors is None else num_anchors
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"num_anchors must be a positive int, got {num_anchors!r}")
+    k = check_positive_int(
+        config.anchors.num if num_anchors is None else num_anchors, "num_anchors"
+    )
     bottleneck = Bottleneck(
         variant,
         rc.latent_dim,
@@ -357,29 +350,29 @@ def train_model(
     rc = _recon_config(config)
     images = _check_images(images, "images")
     anchor_images = _check_images(anchor_images, "anchor_images")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    seed = check_seed(seed)
     if len(images) == 0:
         raise ValueError("images must hold at least one image")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
+    with seeded(seed):
         model = build_model(
             kind, variant, tuple(images.shape[1:]), config, num_anchors=len(anchor_images)
         )
-    optimiser = torch.optim.Adam(model.parameters(), lr=rc.lr)
     generator = torch.Generator().manual_seed(int(seed))
-    n = len(images)
-    model.train()
-    for _ in range(rc.epochs):
-        order = torch.randperm(n, generator=generator)
-        for start in range(0, n, rc.batch_size):
-            batch = images[order[start : start + rc.batch_size]]
-            reconstruction, mean, logvar = model(batch, anchor_images, generator=generator)
-            loss = reconstruction_loss(reconstruction, batch, mean, logvar, rc.beta)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-    model.eval()
+
+    def loss(indices: Tensor | None) -> Tensor:
+        batch = images if indices is None else images[indices]
+        reconstruction, mean, logvar = model(batch, anchor_images, generator=generator)
+        return reconstruction_loss(reconstruction, batch, mean, logvar, rc.beta)
+
+    fit(
+        model,
+        loss,
+        num_samples=len(images),
+        epochs=rc.epochs,
+        lr=rc.lr,
+        batch_size=rc.batch_size,
+        generator=generator,
+    )
     return model
 
 
@@ -463,8 +456,7 @@ def reconstruct(
             f"images must be {decoder_model.image_shape} like the models', got "
             f"{tuple(images.shape[1:])}"
         )
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    batch_size = check_positive_int(batch_size, "batch_size")
     anchors = None
     if decoder_model.bottleneck.needs_anchors:
         if anchor_images is None:
@@ -556,7 +548,7 @@ def _parse_name(name: str) -> tuple[str, int]:
 
 
 def _load_images(ds: DatasetConfig, split: str) -> tuple[Tensor, np.ndarray, int]:
-    from .. import data
+    from ... import data
 
     loaded = data.load(ds.name, split, **ds.options)
     if not isinstance(loaded, data.Dataset) or loaded.modality != "vision":
@@ -587,7 +579,7 @@ class _Data:
         subset = _recon_config(config).train_subset
         if subset is None:
             return self.train
-        from ..data.vision import balanced_subset
+        from ...data.vision import balanced_subset
 
         idx = balanced_subset(self.train_labels, subset, seed, self.num_classes)
         return self.train[torch.as_tensor(idx, dtype=torch.long)]
@@ -607,7 +599,7 @@ def _obtain(
     path = model_path(store.out, ds.name, variant, name)
     state = load_state(path)
     if state is not None:
-        with torch.random.fork_rng(devices=[]):
+        with seeded(seed):  # the weights are replaced by the stored ones
             model = build_model(
                 kind,
                 variant,
@@ -658,16 +650,16 @@ class _Evaluator:
 
 def _cell_rows(
     evaluator: _Evaluator, ds: DatasetConfig, variant: str, decoder: str, config: RunConfig
-) -> list[list[object]]:
+) -> list[ResultRow]:
     """Rows of the cell (variant, decoder): every model's encoder into ``decoder``."""
     seed = _parse_name(decoder)[1]
     target = evaluator.images.test
-    rows: list[list[object]] = []
+    rows: list[ResultRow] = []
     for encoder in evaluator.models:
         mse = _mse(evaluator.reconstruct(encoder, decoder), target)
         values = {"mse": mse, "psnr": _psnr(mse)}
         for metric in config.metrics:
-            rows.append([ds.name, decoder, encoder, variant, seed, metric, f"{values[metric]:.6f}"])
+            rows.append(ResultRow(ds.name, decoder, encoder, variant, seed, metric, values[metric]))
     return rows
 
 
@@ -692,53 +684,85 @@ def _grid(
     write_grid(path, rows, title=f"{ds.name} — {variant} (encoder → decoder)")
 
 
-def run_dataset(
-    ds: DatasetConfig,
-    config: RunConfig,
-    store: CellStore,
-    *,
-    cache: Any,
-    progress: bool,
-    log: Callable[[str], None],
-) -> None:
-    """Train (or load) every model of every variant on ``ds``, stitch them and store the cells.
-
-    Nothing is loaded or trained for a variant whose cells and grid are all finished. ``cache``
-    is unused (images are loaded directly; weights live in the run folder).
-    """
-    del cache
-    names = model_names(config)
-    variants = variant_names(config)
-    loaded: list[_Data] = []
-
-    def images() -> _Data:
-        if not loaded:
-            log(f"{ds.name}: loading images")
-            loaded.append(_Data(ds, config))
-        return loaded[0]
-
-    total = len(variants) * len(names)
-    bar = ProgressBar(f"{ds.name}: cells") if progress else None
-    done = 0
-    for variant in variants:
-        paths = {n: store.path(ds.name, variant, _parse_name(n)[1], n) for n in names}
-        grid = grid_path(store.out, ds.name, variant)
-        evaluator: _Evaluator | None = None
-        if not grid.is_file() or not all(store.done(p) for p in paths.values()):
-            data = images()
-            models = {n: _obtain(ds, config, store, data, variant, n, log) for n in names}
-            evaluator = _Evaluator(models, data)
-        for name in names:
-            make_rows: Callable[[], list[list[object]]] = _unreachable
-            if evaluator is not None:
-                make_rows = functools.partial(_cell_rows, evaluator, ds, variant, name, config)
-            store.compute(paths[name], make_rows)
-            done += 1
-            if bar is not None:
-                bar(done, total)
-        if evaluator is not None and not grid.is_file():
-            _grid(evaluator, ds, variant, grid, config)
+#: Per-pixel mean squared error (pixels in [0, 1]) and PSNR = 10 log10(1 / MSE).
+METRICS = (
+    MetricInfo("mse", "MSE", 0.0, 1.0, higher_is_better=False),
+    MetricInfo("psnr", "PSNR (dB)", 0.0, math.inf),
+)
 
 
-def _unreachable() -> list[list[object]]:  # pragma: no cover - every cell was found finished
-    raise RuntimeError("a finished cell was recomputed")
+class _ReconstructionRun:
+    """The images of one dataset and each variant's models and evaluator, made on first use."""
+
+    def __init__(self, ds: DatasetConfig, config: RunConfig, context: RunContext) -> None:
+        self.ds, self.config, self.context = ds, config, context
+        self._evaluators: dict[str, _Evaluator] = {}
+
+    @functools.cached_property
+    def images(self) -> _Data:
+        self.context.log(f"{self.ds.name}: loading images")
+        return _Data(self.ds, self.config)
+
+    def evaluator(self, variant: str) -> _Evaluator:
+        """``variant``'s models (stored weights, else trained and stored) and their stitching."""
+        if variant not in self._evaluators:
+            data, store, log = self.images, self.context.store, self.context.log
+            models = {
+                n: _obtain(self.ds, self.config, store, data, variant, n, log)
+                for n in model_names(self.config)
+            }
+            self._evaluators[variant] = _Evaluator(models, data)
+        return self._evaluators[variant]
+
+    def rows(self, variant: str, decoder: str) -> list[ResultRow]:
+        rows = _cell_rows(self.evaluator(variant), self.ds, variant, decoder, self.config)
+        if decoder == model_names(self.config)[-1]:  # the variant's last cell: its grid, then
+            self._grid(variant)  # its models are released
+            del self._evaluators[variant]
+        return rows
+
+    def _grid(self, variant: str) -> None:
+        path = grid_path(self.context.out, self.ds.name, variant)
+        if not path.is_file():
+            _grid(self.evaluator(variant), self.ds, variant, path, self.config)
+
+    def grids(self) -> None:
+        """The image grid of every variant whose grid is still missing (its cells were all
+        finished by an earlier run)."""
+        for v in from_config(self.config.variants):
+            self._grid(v.name)
+            self._evaluators.pop(v.name, None)
+
+
+class Reconstruction:
+    """Autoencoders and VAEs with the relative layer inside, stitched encoder i -> decoder j."""
+
+    name = "reconstruction"
+    metrics: tuple[MetricInfo, ...] = METRICS
+    roles: tuple[str, str] = ("decoder's model", "encoder's model")
+    note = (
+        "Reconstruction: every model is an autoencoder (or VAE) trained from scratch with the "
+        "variant's relative layer inside. The *train encoder* column of results.csv names the "
+        "model whose decoder is used, the *test encoder* the model whose encoder (and anchors) "
+        "feed it: stitched pairs are encoder i → decoder j with i ≠ j. MSE is per pixel in "
+        "[0, 1] (lower is better, the smallest cell of a row is bold); PSNR = 10·log10(1/MSE). "
+        "The image grids show test images, the non-stitched reconstruction and a stitched one "
+        "for each variant."
+    )
+
+    def plan(self, dataset: DatasetConfig, config: RunConfig, context: RunContext) -> Plan:
+        """One cell per (variant, decoder model), then the variants' image grids. Images are
+        loaded, and a variant's models trained or loaded, only for unfinished work."""
+        work = _ReconstructionRun(dataset, config, context)
+        cells = [
+            Cell(
+                dataset.name,
+                v.name,
+                _parse_name(name)[1],
+                name,
+                functools.partial(work.rows, v.name, name),
+            )
+            for v in from_config(config.variants)
+            for name in model_names(config)
+        ]
+        return Plan(cells, finish=work.grids)

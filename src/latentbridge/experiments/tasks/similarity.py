@@ -3,11 +3,11 @@
 How alike are two encoders' representations of the same samples, and how much more alike do
 they become once an invariance is imposed? For every dataset of the config:
 
-1. Every encoder's test latents come from the embedding cache (:func:`.stitching.load_spaces`);
+1. Every encoder's test latents come from the embedding cache (:func:`..spaces.load_spaces`);
    a fixed subset of ``similarity.num_samples`` test samples (:func:`sample_indices`, the same
    for every encoder and every seed) is represented.
 2. For each seed ``s`` of the config one anchor set is drawn
-   (:func:`.stitching.select_anchor_indices` on the first encoder's training latents, with
+   (:func:`..spaces.select_anchor_indices` on the first encoder's training latents, with
    ``seed=s``): the same training *indices* for every encoder. The seeds thus measure the
    variability due to the choice of anchors.
 3. Each class of ``similarity.classes`` represents the samples (:func:`represent`):
@@ -42,36 +42,32 @@ O(N^2) memory per encoder for N samples, N at most
 :data:`latentbridge.metrics.DISTANCE_CORRELATION_MAX_N`.
 
 Results are rows ``dataset, A, B, class, seed, measure, value`` of ``results.csv`` (the columns
-``train_encoder``, ``test_encoder``, ``variant`` hold A, B and the class). A = B is not written.
-One cell of the run's :class:`.cells.CellStore` per (dataset, class, seed, encoder A) holds the
+``source``, ``target``, ``variant`` hold A, B and the class). A = B is not written.
+One cell of the run's :class:`.results.CellStore` per (dataset, class, seed, encoder A) holds the
 rows of every B; a restarted run skips finished cells. :func:`similarity_table` and
 :func:`similarity_bar_chart` summarise the rows for the report.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Callable, Iterable, Sequence
-from functools import partial
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .. import metrics
-from .. import normalization as _norm
-from .. import projections as _projections
-from .._plotting import plain_text
-from .._progress import ProgressBar
-from .._validation import as_matrix, check_finite
-from ..transformations import TRANSFORMATIONS
-from .cells import CellStore
-from .config import DatasetConfig, RunConfig
-from .stitching import load_spaces, select_anchor_indices
-
-if TYPE_CHECKING:
-    from .report import ResultRow
+from ... import metrics
+from ... import normalization as _norm
+from ... import projections as _projections
+from ..._plotting import plain_text
+from ..._validation import as_matrix, check_finite, check_int
+from ...transformations import TRANSFORMATIONS
+from ..config import DatasetConfig, RunConfig
+from ..results import ResultRow
+from ..spaces import Spaces, encoder_names, load_spaces, select_anchor_indices, trained_encoders
+from ..task import Cell, MetricInfo, Plan, RunContext
 
 __all__ = [
     "ABSOLUTE",
@@ -81,7 +77,6 @@ __all__ = [
     "class_invariances",
     "compare",
     "represent",
-    "run_dataset",
     "sample_indices",
     "similarity",
     "similarity_bar_chart",
@@ -94,7 +89,14 @@ ABSOLUTE = "absolute"
 #: The class of the concatenated, standardised relative spaces.
 PRODUCT = "product"
 #: The measures :func:`compare` knows.
-MEASURES: tuple[str, ...] = ("linear_cka", "rbf_cka", "mean_cosine", "distance_pearson")
+#: The similarity measures of the study (each between two encoders' representations).
+METRICS = (
+    MetricInfo("linear_cka", "Linear CKA", 0.0, 1.0),
+    MetricInfo("rbf_cka", "RBF CKA", 0.0, 1.0),
+    MetricInfo("mean_cosine", "Mean cosine similarity", -1.0, 1.0),
+    MetricInfo("distance_pearson", "Pearson correlation of pairwise distances", -1.0, 1.0),
+)
+MEASURES: tuple[str, ...] = tuple(m.name for m in METRICS)
 
 _DEFAULT_PRODUCT = ("cosine", "euclidean", "l1", "linf")
 _F64 = torch.float64
@@ -242,9 +244,8 @@ def sample_indices(num_test: int, num_samples: int) -> np.ndarray:
     Raises:
         ValueError: ``num_test`` < 1 or ``num_samples`` < 2.
     """
-    for argument, value, minimum in (("num_test", num_test, 1), ("num_samples", num_samples, 2)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-            raise ValueError(f"{argument} must be an integer >= {minimum}, got {value!r}")
+    num_test = check_int(num_test, "num_test", minimum=1)
+    num_samples = check_int(num_samples, "num_samples", minimum=2)
     if num_samples >= num_test:
         return np.arange(num_test)
     rng = np.random.default_rng(0)
@@ -419,13 +420,6 @@ def similarity(
 # The run
 
 
-def _format(value: float | None) -> str:
-    if value is None:
-        return ""
-    text = f"{value:.6f}"
-    return "0.000000" if text == "-0.000000" else text
-
-
 class _Group:
     """The cells of one (class, seed): each encoder prepared once, each pair compared once."""
 
@@ -474,82 +468,122 @@ class _Group:
                 ) from error
         return self._pairs[key]
 
-    def rows(self, a: str) -> list[list[object]]:
-        rows: list[list[object]] = []
+    def rows(self, a: str) -> list[ResultRow]:
+        rows: list[ResultRow] = []
         for b in self.samples:
             if b == a:
                 continue
             values = self.pair(a, b)
             for m in self.measures:
-                rows.append([self.dataset, a, b, self.name, self.seed, m, _format(values[m])])
+                rows.append(ResultRow(self.dataset, a, b, self.name, self.seed, m, values[m]))
         return rows
 
 
-def run_dataset(
-    ds: DatasetConfig,
-    config: RunConfig,
-    store: CellStore,
-    *,
-    cache: Any,
-    progress: bool,
-    log: Callable[[str], None],
-) -> None:
-    """Run (or resume) the similarity study of one dataset into ``store``.
+class _SimilarityRun:
+    """The test samples and anchor sets of one dataset, and the current (class, seed) group,
+    made on first use; a new group releases the previous one's matrices."""
 
-    One cell per (class, seed, encoder A), in that order of seeds, then classes, then encoders;
-    each holds the rows of every other encoder B for every measure (see the module docstring).
-    Representations and pair values are computed only for cells that are not finished, and
-    each unordered pair once.
+    def __init__(self, ds: DatasetConfig, config: RunConfig, context: RunContext) -> None:
+        assert config.similarity is not None
+        self.ds, self.config, self.context = ds, config, context
+        self.measures = _check_measures(config.similarity.measures)
+        self._group: _Group | None = None
+        self._anchor_sets: dict[int, np.ndarray] = {}
 
-    Raises:
-        ValueError: ``config.similarity`` missing, fewer than two encoders, encoders with
-            different numbers of test samples, or a measure undefined on the data (the message
-            names the dataset, class, seed and encoders).
-    """
-    settings = config.similarity
-    if settings is None:
-        raise ValueError("config.similarity is required for task 'similarity'")
-    measures = _check_measures(settings.measures)
-    log(f"{ds.name}: loading latents")
-    spaces = load_spaces(ds, cache=cache, progress=progress)
-    encoders = list(spaces.train)
-    if len(encoders) < 2:
-        raise ValueError(
-            f"dataset {ds.name!r}: the similarity study compares pairs of encoders, got "
-            f"{encoders}; name at least two (encoders or trained_encoders)"
+    @functools.cached_property
+    def spaces(self) -> Spaces:
+        self.context.log(f"{self.ds.name}: loading latents")
+        spaces = load_spaces(
+            self.ds,
+            trained_encoders(self.ds),
+            cache=self.context.cache,
+            progress=self.context.progress,
         )
-    sizes = {e: len(spaces.test[e]) for e in encoders}
-    if len(set(sizes.values())) != 1:
-        raise ValueError(f"dataset {ds.name!r}: encoders hold different test sizes {sizes}")
-    idx = sample_indices(sizes[encoders[0]], settings.num_samples)
-    samples = {e: torch.as_tensor(np.asarray(spaces.test[e])[idx]) for e in encoders}
-    first = spaces.train[encoders[0]]
-    anchor_sets: dict[int, np.ndarray] = {}
+        sizes = {e: len(spaces.test[e]) for e in spaces.test}
+        if len(set(sizes.values())) != 1:
+            raise ValueError(
+                f"dataset {self.ds.name!r}: encoders hold different test sizes {sizes}"
+            )
+        return spaces
 
-    def anchors_for(seed: int) -> Callable[[str], Tensor]:
+    @functools.cached_property
+    def samples(self) -> dict[str, Tensor]:
+        assert self.config.similarity is not None
+        first = next(iter(self.spaces.test.values()))
+        idx = sample_indices(len(first), self.config.similarity.num_samples)
+        return {e: torch.as_tensor(np.asarray(t)[idx]) for e, t in self.spaces.test.items()}
+
+    def _anchors_for(self, seed: int) -> Callable[[str], Tensor]:
         def get(encoder: str) -> Tensor:
-            if seed not in anchor_sets:
-                anchor_sets[seed] = select_anchor_indices(
-                    config, first, spaces.train_labels, seed=seed
+            spaces = self.spaces
+            if seed not in self._anchor_sets:
+                first = next(iter(spaces.train.values()))
+                self._anchor_sets[seed] = select_anchor_indices(
+                    self.config, first, spaces.train_labels, seed=seed
                 )
-            return torch.as_tensor(np.asarray(spaces.train[encoder])[anchor_sets[seed]])
+            return torch.as_tensor(np.asarray(spaces.train[encoder])[self._anchor_sets[seed]])
 
         return get
 
-    cells = [(s, c, a) for s in config.seeds for c in settings.classes for a in encoders]
-    log(
-        f"{ds.name}: {len(encoders)} encoders, {len(idx)} test samples, "
-        f"{len(settings.classes)} classes x {len(config.seeds)} anchor seeds ({len(cells)} cells)"
-    )
-    bar = ProgressBar(f"{ds.name}: cells") if progress else None
-    group: _Group | None = None
-    for i, (seed, name, encoder) in enumerate(cells):
+    def rows(self, name: str, seed: int, encoder: str) -> list[ResultRow]:
+        group = self._group
         if group is None or (group.seed, group.name) != (seed, name):
-            # a new (class, seed): the previous group's matrices are released
-            group = _Group(ds.name, name, seed, samples, anchors_for(seed), config, measures)
-        store.compute(store.path(ds.name, name, seed, encoder), partial(group.rows, encoder))
-        if bar is not None:
-            bar(i + 1, len(cells))
+            group = _Group(
+                self.ds.name,
+                name,
+                seed,
+                self.samples,
+                self._anchors_for(seed),
+                self.config,
+                self.measures,
+            )
+            self._group = group
+        return group.rows(encoder)
+
+
+class Similarity:
+    """The similarity of every pair of encoders' spaces under each invariance class."""
+
+    name = "similarity"
+    metrics: tuple[MetricInfo, ...] = METRICS
+    roles: tuple[str, str] = ("encoder A", "encoder B")
+    note = (
+        "Latent similarity: for every pair of encoders (A, B), the similarity of their "
+        "representations of the same test samples under each invariance class: absolute "
+        "latents, or their relative projections onto the same anchors (dot: invariant to "
+        "orthogonal maps; cosine: also to rescaling; euclidean/l1/linf: distance-based; "
+        "product: the standardised relative spaces concatenated). Cells are mean ± std over "
+        "anchor sets (seeds); the summary pools every pair. Linear CKA and the Pearson "
+        "correlation of pairwise distances are in [0, 1] and [-1, 1]; higher means more similar."
+    )
+
+    def plan(self, dataset: DatasetConfig, config: RunConfig, context: RunContext) -> Plan:
+        """One cell per (seed, class, encoder A), seeds first; each holds the rows of every
+        other encoder B for every measure. Nothing is loaded until an unfinished cell runs,
+        and each unordered pair is compared once.
+
+        Raises:
+            ValueError: ``config.similarity`` missing or fewer than two encoders (a measure
+                undefined on the data raises when its cell runs, naming the dataset, class,
+                seed and encoders).
+        """
+        settings = config.similarity
+        if settings is None:
+            raise ValueError("config.similarity is required for task 'similarity'")
+        encoders = encoder_names(dataset)
+        if len(encoders) < 2:
+            raise ValueError(
+                f"dataset {dataset.name!r}: the similarity study compares pairs of encoders, got "
+                f"{encoders}; name at least two (encoders or trained_encoders)"
+            )
+        work = _SimilarityRun(dataset, config, context)
+        cells = [
+            Cell(dataset.name, c, s, a, functools.partial(work.rows, c, s, a))
+            for s in config.seeds
+            for c in settings.classes
+            for a in encoders
+        ]
+        return Plan(cells)
 
 
 # --------------------------------------------------------------------------------------------
@@ -590,11 +624,9 @@ def _aggregate(
     classes: dict[str, None] = {}
     values: dict[tuple[tuple[str, str], str], dict[int, float | None]] = {}
     for r in rows:
-        if r.dataset != dataset or r.metric != measure or r.train_encoder == r.test_encoder:
+        if r.dataset != dataset or r.metric != measure or r.source == r.target:
             continue
-        pair = pairs.setdefault(
-            frozenset((r.train_encoder, r.test_encoder)), (r.train_encoder, r.test_encoder)
-        )
+        pair = pairs.setdefault(frozenset((r.source, r.target)), (r.source, r.target))
         classes.setdefault(r.variant, None)
         values.setdefault((pair, r.variant), {}).setdefault(r.seed, r.value)
     if not pairs:

@@ -1,0 +1,131 @@
+"""``latentbridge run``: check a config, claim its folder, run every cell of its task, resume.
+
+The runner owns the loop every task shares: the config is checked before anything is written
+(:func:`~.config.check_runnable`), the output folder is claimed (:func:`claim_folder`), the task
+plug-in (:data:`~.tasks.TASKS`) plans the cells of each dataset, and each cell that is not
+finished is computed and stored atomically (:class:`~.results.CellStore`), with one progress
+bar over all the cells of the run. ``results.csv`` is rebuilt after every cell, so an
+interruption loses at most the cell in progress; running again resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from .._files import write_bytes_atomic
+from .._progress import progress_bar
+from .config import TASKS as TASK_NAMES
+from .config import RunConfig, check_runnable, parse_seeds
+from .report import write_report
+from .results import CellStore
+from .task import RunContext
+from .tasks import TASKS
+
+__all__ = ["claim_folder", "run"]
+
+if set(TASKS) != set(TASK_NAMES):  # the config's schema and the plug-ins name the same tasks
+    raise ImportError(f"task plug-ins {sorted(TASKS)} differ from the config's {TASK_NAMES}")
+
+
+def _same_config(stored: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Whether a run folder's config.json describes ``current``.
+
+    Keys a newer version added (absent from ``stored``) match when ``current`` holds their
+    default, so folders written before a field existed still resume.
+    """
+    defaults = RunConfig(name="", datasets=()).to_dict()
+    for key, value in current.items():
+        if key in stored:
+            if stored[key] != value:
+                return False
+        elif value != defaults.get(key, object()):
+            return False
+    return set(stored) <= set(current)
+
+
+def _finished_work(out: Path) -> list[Path]:
+    """Finished cells and stored model weights in ``out``: a run's results, worth keeping."""
+    found = sorted((out / "cells").glob("*.csv"))
+    return found or sorted((out / "models").glob("**/*.pt"))
+
+
+def claim_folder(out: Path, current: dict[str, Any]) -> None:
+    """Make ``out`` the folder of the config ``current``, or refuse another config's results.
+
+    The same config resumes. A folder without finished work (say, left by a run that failed
+    before its first cell) takes the new config; one holding another config's cells or models,
+    or finished work and no readable ``config.json``, is refused rather than mixed in.
+    """
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out_dir {str(out)!r} is a file, not a folder")
+    config_file = out / "config.json"
+    if config_file.is_file():
+        try:
+            stored = json.loads(config_file.read_text(encoding="utf-8"))
+        except ValueError:
+            stored = None  # unreadable: it describes no config
+        if isinstance(stored, dict) and _same_config(stored, current):
+            return
+    finished = _finished_work(out) if out.is_dir() else []
+    if finished:
+        if config_file.is_file():
+            where = f"see {config_file}"
+        else:
+            where = f"e.g. {finished[0]}, and no {config_file.name} to say which"
+        raise ValueError(
+            f"{out} holds the results of a different config ({where}); resume with the same "
+            "config and seeds, or choose another --out"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(current, indent=2, sort_keys=True)
+    write_bytes_atomic(config_file, text.encode("utf-8"))
+
+
+def run(
+    config: RunConfig,
+    out_dir: str | os.PathLike[str],
+    *,
+    seeds: Sequence[int] | None = None,
+    cache: Any = None,
+    progress: bool = True,
+    report: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> Path:
+    """Run (or resume) ``config`` into ``out_dir``; returns the path of ``results.csv``.
+
+    ``seeds`` replaces ``config.seeds``. Everything that can be checked without loading data
+    is checked before ``out_dir`` is touched (:func:`~.config.check_runnable`): a bad config
+    raises ``ConfigError`` (a ``ValueError``) and writes nothing. ``out_dir`` resumes the run
+    of the same config; it takes a new config while it holds no finished cells or models, and
+    refuses (``ValueError``) a config other than the one its results come from.
+    """
+    if seeds is not None:
+        config = replace(config, seeds=parse_seeds(seeds, "seeds"))
+    check_runnable(config)
+    out = Path(out_dir)
+    claim_folder(out, json.loads(json.dumps(config.to_dict())))
+    store = CellStore(out)
+    context = RunContext(out, store, cache, progress, log or (lambda message: None))
+    task = TASKS[config.task]
+    plans = [task.plan(ds, config, context) for ds in config.datasets]
+    bar = progress_bar(sum(len(p.cells) for p in plans), "cells", enabled=progress)
+    try:
+        for plan in plans:
+            for cell in plan.cells:
+                store.compute(
+                    store.path(cell.dataset, cell.variant, cell.seed, cell.source), cell.compute
+                )
+                bar.update(1)
+            if plan.finish is not None:
+                plan.finish()
+    finally:
+        bar.close()
+    results = store.consolidate()
+    if report:
+        write_report(out)
+    return results
