@@ -12,6 +12,7 @@ import torch
 import latentbridge as lb
 from latentbridge.cache import EmbeddingCache
 from latentbridge.experiments import vision_models as vm
+from latentbridge.experiments.training import seeded
 
 # 8x8 digits (1,347 train / 450 test): a few seconds for all three architectures.
 FAST: dict[str, Any] = {"dataset": "digits", "epochs": 8, "batch_size": 64, "lr": 3e-3}
@@ -117,6 +118,35 @@ def test_first_call_reports_epochs(tmp_path: Path) -> None:
     vm.train_encoder(architecture="mlp", seed=0, cache=tmp_path, progress=recorder, **FAST)
     assert recorder.kinds == ["epoch"] * FAST["epochs"] + ["trained"]
     assert all(e.loss is not None and np.isfinite(e.loss) for e in recorder.events[:-1])
+    epochs = recorder.events[:-1]
+    assert [e.epoch for e in epochs] == list(range(1, FAST["epochs"] + 1))
+    assert all(e.accuracy is not None and 0.0 <= e.accuracy <= 1.0 for e in epochs)
+    assert all(e.name == "digits/mlp-s0" and e.epochs == FAST["epochs"] for e in recorder.events)
+    # each epoch's mean is its own (the tally restarts), so the loss falls as the model learns
+    assert epochs[-1].loss is not None and epochs[0].loss is not None
+    assert epochs[-1].loss < epochs[0].loss
+
+
+def test_refresh_retrains_a_stored_encoder(tmp_path: Path) -> None:
+    options = {**FAST, "epochs": 1}
+    first = vm.train_encoder(architecture="mlp", seed=0, cache=tmp_path, **options)
+    recorder = Recorder()
+    again = vm.train_encoder(
+        architecture="mlp", seed=0, cache=tmp_path, progress=recorder, refresh=True, **options
+    )
+    assert not again.cached and recorder.kinds == ["epoch", "trained"]
+    assert _same_state(first.module, again.module)
+
+
+def test_progress_must_be_callable(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="progress"):
+        vm.train_encoder(
+            architecture="mlp",
+            cache=tmp_path,
+            progress="yes",  # type: ignore[arg-type]
+            **FAST,
+        )
+    assert not (tmp_path / "models").exists()
 
 
 def test_cache_is_read_without_unpickling(
@@ -237,27 +267,35 @@ def test_zoo_with_per_architecture_latent_dims(tmp_path: Path) -> None:
     assert zoo[2].encode(images).shape == (3, 32)
 
 
-@pytest.mark.parametrize(
-    ("options", "named"),
-    [
-        ({"architecture": "vit"}, "architecture"),
-        ({"dataset": "no-such-dataset"}, "dataset"),
-        ({"dataset": "cora"}, "dataset"),
-        ({"latent_dim": 0}, "latent_dim"),
-        ({"latent_dim": -3}, "latent_dim"),
-        ({"latent_dim": 2.5}, "latent_dim"),
-        ({"epochs": -1}, "epochs"),
-        ({"batch_size": 0}, "batch_size"),
-        ({"lr": 0.0}, "lr"),
-        ({"seed": -1}, "seed"),
-        ({"train_subset": 0}, "train_subset"),
-    ],
-)
+BAD_OPTIONS = [
+    ({"architecture": "vit"}, "architecture"),
+    ({"dataset": "no-such-dataset"}, "dataset"),
+    ({"dataset": "cora"}, "dataset"),
+    ({"latent_dim": 0}, "latent_dim"),
+    ({"latent_dim": -3}, "latent_dim"),
+    ({"latent_dim": 2.5}, "latent_dim"),
+    ({"epochs": -1}, "epochs"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"lr": 0.0}, "lr"),
+    ({"lr": True}, "lr"),
+    ({"lr": float("inf")}, "lr"),
+    ({"seed": -1}, "seed"),
+    ({"train_subset": 0}, "train_subset"),
+]
+
+
+@pytest.mark.parametrize(("options", "named"), BAD_OPTIONS)
 def test_bad_options_raise_value_error(tmp_path: Path, options: dict[str, Any], named: str) -> None:
     kwargs = {**FAST, "epochs": 1, "cache": tmp_path, **options}
     with pytest.raises(ValueError, match=named):
         vm.train_encoder(**kwargs)
     assert not (tmp_path / "models").exists()
+
+
+@pytest.mark.parametrize(("options", "named"), BAD_OPTIONS)
+def test_bad_training_options_raise_value_error(options: dict[str, Any], named: str) -> None:
+    with pytest.raises(ValueError, match=named):
+        vm.TrainingOptions(**{**FAST, **options})
 
 
 def test_bad_zoo_options() -> None:
@@ -274,3 +312,81 @@ def test_train_subset_is_class_balanced(tmp_path: Path) -> None:
     assert trained.manifest["num_train"] == 200
     with pytest.raises(ValueError, match="subset"):
         vm.train_encoder(architecture="mlp", cache=tmp_path, train_subset=10**6, **FAST)
+
+
+# ----------------------------------------------------------------- train / store / load, options
+
+# Keys recorded before the training loop moved to training.fit: stored entries stay valid.
+RECORDED_KEYS = [
+    (
+        {"architecture": "mlp", "seed": 0, "epochs": 2, "batch_size": 64, "lr": 3e-3},
+        "c72c8f2c3c0b51d5dcf9a05ae8f16389f48f14404668875188401f4e479a00bd",
+    ),
+    (
+        {"architecture": "mlp", "seed": 5, "epochs": 2, "latent_dim": 16, "train_subset": 500},
+        "c14b000dc396bcfda607f6841ed8421f0c20bd4cc4078d998d7506268f2d57ae",
+    ),
+]
+
+
+@pytest.mark.parametrize(("options", "key"), RECORDED_KEYS)
+def test_cache_key_is_stable(options: dict[str, Any], key: str) -> None:
+    assert vm.TrainingOptions(dataset="digits", **options).key == key
+    # negative control: any option that changes the weights changes the key
+    assert vm.TrainingOptions(dataset="digits", **{**options, "seed": 7}).key != key
+    other_lr = vm.TrainingOptions(dataset="digits", **{**options, "lr": 2e-3})
+    assert other_lr.key != key
+
+
+def test_training_options_are_normalised_and_stored_as_the_manifest_has_them(
+    zoo: dict[str, vm.TrainedEncoder],
+) -> None:
+    options = vm.TrainingOptions(architecture="cnn", seed=np.int64(0), **{**FAST, "lr": 3e-3})
+    assert type(options.seed) is int and type(options.lr) is float
+    assert vm.TrainingOptions(dataset="digits", lr=1).lr == 1.0
+    trained = zoo["cnn"]
+    assert options.stored() == trained.manifest["options"]
+    assert options.key == trained.manifest["key"] == trained.path.name
+    assert options.name == trained.name
+    mutable = {"seed": 1}
+    held = vm.TrainingOptions(dataset="digits", dataset_options=mutable)
+    mutable["seed"] = 2  # the options keep their own copy
+    assert held.dataset_options == {"seed": 1}
+    assert hash(held) == hash(vm.TrainingOptions(dataset="digits", dataset_options={"seed": 1}))
+
+
+def test_fit_store_load_are_the_steps_of_train_encoder(
+    zoo: dict[str, vm.TrainedEncoder], tmp_path: Path
+) -> None:
+    options = vm.TrainingOptions(architecture="cnn", seed=0, **FAST)
+    module, manifest = vm.fit_encoder(options)
+    assert not module.training and "sha256" not in manifest
+    assert not (tmp_path / "default-cache").exists()  # training alone writes nothing
+    assert _same_state(module, zoo["cnn"].module)
+    expected = {k: v for k, v in zoo["cnn"].manifest.items() if k != "sha256"}
+    assert manifest == expected
+
+    folder = tmp_path / "entry"
+    stored = vm.store_trained(folder, module, manifest)
+    assert "sha256" not in manifest  # the caller's manifest is left as it was
+    assert stored.manifest == zoo["cnn"].manifest and not stored.cached
+    assert stored.module is module and stored.path == folder
+    loaded = vm.load_trained(folder, options.stored())
+    assert loaded.cached and _same_state(loaded.module, module)
+    assert loaded.manifest == stored.manifest
+    with pytest.raises(ValueError, match="options differ"):
+        vm.load_trained(folder, vm.TrainingOptions(architecture="cnn", seed=1, **FAST).stored())
+
+
+@pytest.mark.parametrize("architecture", ["mlp", "cnn"])
+def test_zero_epochs_give_the_seeded_initialisation(architecture: str) -> None:
+    module, manifest = vm.fit_encoder(
+        vm.TrainingOptions(architecture=architecture, seed=2, **{**FAST, "epochs": 0})
+    )
+    with seeded(2):
+        expected = vm.build_encoder(architecture, 64, (8, 8))
+    with seeded(3):
+        other = vm.build_encoder(architecture, 64, (8, 8))
+    assert _same_state(module, expected)
+    assert not _same_state(module, other)  # negative control: the seed decides the weights
+    assert manifest["epochs"] == 0 and manifest["num_train"] == 1347  # all of digits' train split

@@ -10,16 +10,20 @@ never train twice::
     <cache_dir()>/models/vision/<key>/manifest.json         options, normalisation, accuracies,
                                                              SHA-256 of the safetensors file
 
-``key`` is the SHA-256 of every option that changes the trained weights. An entry is written into
-a temporary folder and renamed into place; a read checks the manifest against the request and the
-file's SHA-256 against the manifest, and an unusable entry is reported (a warning), deleted and
-retrained. Nothing is pickled.
+``key`` is :attr:`TrainingOptions.key`, the SHA-256 of every option that changes the trained
+weights. :func:`train_encoder` is the three steps below, behind that key:
 
-Training is a function of its options alone: the weights are initialised from
-``torch.manual_seed(seed)`` inside :func:`torch.random.fork_rng` (the caller's global RNG is left
-as it was) and mini-batches are shuffled by a ``torch.Generator`` seeded with ``seed``. Every
-input is ``(x / 255 - mean) / std`` with ``mean`` and ``std`` the pixel statistics of the
-training images.
+- :func:`fit_encoder` trains (nothing is written) and returns the encoder and its manifest;
+- :func:`store_trained` writes an entry into a temporary folder and renames it into place;
+- :func:`load_trained` reads an entry back, checking the manifest against the request and the
+  weights' SHA-256 against the manifest. :func:`train_encoder` reports an unusable entry (a
+  warning), deletes it and retrains. Nothing is pickled.
+
+Training is a function of its options alone: the weights are initialised inside
+:func:`~latentbridge.experiments.training.seeded` (``seed``; the caller's global RNG is left as
+it was) and trained by :func:`~latentbridge.experiments.training.fit`, whose mini-batches are
+shuffled by a ``torch.Generator`` seeded with ``seed``. Every input is
+``(x / 255 - mean) / std`` with ``mean`` and ``std`` the pixel statistics of the training images.
 
 :meth:`TrainedEncoder.register` makes the encoder available to :func:`latentbridge.encode` by
 name; the embedding cache keys on its weights' fingerprint.
@@ -31,25 +35,25 @@ Seconds per epoch on Fashion-MNIST (60,000 images, defaults) as measured on one 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .._validation import check_choice, check_positive_int, check_seed, warn_user
-from ..cache import EmbeddingCache, cache_dir
-from .config import VISION_ARCHITECTURES
-
-if TYPE_CHECKING:
-    from ..encoders import Encoder
-
+from .. import __version__, data
 from .._files import make_temp_dir, sha256_file
+from .._validation import check_choice, check_positive_int, check_seed, warn_user
+from ..cache import EmbeddingCache, cache_dir, make_key
+from ..encoders import Encoder, ModuleEncoder, register_module
+from .config import VISION_ARCHITECTURES
+from .training import fit, seeded
 
 __all__ = [
     "ARCHITECTURES",
@@ -57,8 +61,12 @@ __all__ = [
     "SECONDS_PER_EPOCH",
     "TrainedEncoder",
     "TrainingEvent",
+    "TrainingOptions",
     "build_encoder",
+    "encoder_name",
+    "fit_encoder",
     "load_trained",
+    "store_trained",
     "train_encoder",
     "train_zoo",
 ]
@@ -163,14 +171,83 @@ def build_encoder(architecture: str, latent_dim: int, image_size: tuple[int, int
 
 
 # --------------------------------------------------------------------------------------------
-# Validation
+# Options
 # --------------------------------------------------------------------------------------------
 
 
-def _check_dataset(dataset: object) -> None:
-    from .. import data
+def encoder_name(dataset: str, architecture: str, seed: int, latent_dim: int) -> str:
+    """The default name of an encoder trained by :func:`train_encoder`."""
+    dim = "" if latent_dim == 64 else f"-d{latent_dim}"
+    return f"{dataset}/{architecture}{dim}-s{seed}"
 
-    check_choice(dataset, "dataset", [spec.name for spec in data.available("vision")])
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """Everything that decides an encoder's trained weights, validated on construction.
+
+    ``dataset`` is a greyscale vision dataset of :func:`latentbridge.data.available` (loaded
+    with ``dataset_options``); ``architecture`` one of :data:`ARCHITECTURES`; ``seed`` seeds the
+    initialisation, the shuffling and the ``train_subset`` (a class-balanced subset of the
+    training split; ``None``: all of it); ``latent_dim`` is the encoder's output width; Adam
+    (``lr``) runs ``epochs`` epochs of mini-batches of ``batch_size``. A value of the wrong
+    type or range raises ``ValueError`` naming the option.
+    """
+
+    dataset: str = "fashion-mnist"
+    architecture: str = "cnn"
+    seed: int = 0
+    latent_dim: int = 64
+    epochs: int = DEFAULT_EPOCHS
+    batch_size: int = 128
+    lr: float = 1e-3
+    train_subset: int | None = None
+    dataset_options: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        check_choice(self.dataset, "dataset", [spec.name for spec in data.available("vision")])
+        check_choice(self.architecture, "architecture", ARCHITECTURES)
+        lr = self.lr
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
+            raise ValueError(f"lr must be a positive float, got {lr!r}")
+        checked = {
+            "latent_dim": check_positive_int(self.latent_dim, "latent_dim"),
+            "seed": check_seed(self.seed),
+            "epochs": check_positive_int(self.epochs, "epochs", allow_zero=True),
+            "batch_size": check_positive_int(self.batch_size, "batch_size"),
+            "lr": float(lr),
+            "dataset_options": dict(self.dataset_options),
+        }
+        if self.train_subset is not None:
+            checked["train_subset"] = check_positive_int(self.train_subset, "train_subset")
+        for name, value in checked.items():  # the normalised values (a frozen dataclass)
+            object.__setattr__(self, name, value)
+
+    @property
+    def name(self) -> str:
+        """The trained encoder's name, :func:`encoder_name` of these options."""
+        return encoder_name(self.dataset, self.architecture, self.seed, self.latent_dim)
+
+    def stored(self) -> dict[str, Any]:
+        """The options as a manifest stores them (JSON values, with the format version)."""
+        options = {
+            "format": FORMAT_VERSION,
+            "dataset": self.dataset,
+            "dataset_options": dict(self.dataset_options),
+            "architecture": self.architecture,
+            "seed": self.seed,
+            "latent_dim": self.latent_dim,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "train_subset": self.train_subset,
+        }
+        stored: dict[str, Any] = json.loads(json.dumps(options, sort_keys=True, default=str))
+        return stored
+
+    @property
+    def key(self) -> str:
+        """SHA-256 of :meth:`stored`: the entry's folder name in the model cache."""
+        return make_key(self.stored())
 
 
 # --------------------------------------------------------------------------------------------
@@ -183,8 +260,8 @@ class TrainingEvent:
     """What :func:`train_encoder` tells its ``progress`` callback.
 
     ``kind`` is ``"cached"`` (a stored encoder was loaded, nothing trained), ``"epoch"`` (after
-    each epoch, with its mean training ``loss`` and training ``accuracy``) or ``"trained"``
-    (training finished and the encoder was stored).
+    each epoch ``1..epochs``, with its mean training ``loss`` and training ``accuracy``) or
+    ``"trained"`` (training finished and the encoder was stored).
     """
 
     kind: str
@@ -193,6 +270,9 @@ class TrainingEvent:
     epochs: int
     loss: float | None = None
     accuracy: float | None = None
+
+
+Progress = Callable[[TrainingEvent], None]
 
 
 @dataclass
@@ -210,6 +290,14 @@ class TrainedEncoder:
     manifest: dict[str, Any]
     path: Path
     cached: bool = field(default=False, compare=False)
+
+    @classmethod
+    def from_entry(
+        cls, module: nn.Module, manifest: dict[str, Any], path: Path, *, cached: bool
+    ) -> TrainedEncoder:
+        """The encoder of a cache entry: named and sized by its ``manifest``."""
+        latent_dim = int(manifest["options"]["latent_dim"])
+        return cls(str(manifest["name"]), module, latent_dim, manifest, path, cached)
 
     @property
     def mean(self) -> float:
@@ -243,8 +331,6 @@ class TrainedEncoder:
     def encoder(self) -> Encoder:
         """This trained module as an encoder object named :attr:`name` (nothing registered):
         ``latentbridge.encode(dataset, trained.encoder(), split)`` caches on its weights."""
-        from ..encoders.generic import ModuleEncoder
-
         return ModuleEncoder(self.name, self.module, "vision", self.latent_dim, self.preprocess)
 
     def register(self, name: str | None = None, *, overwrite: bool = True) -> Encoder:
@@ -253,9 +339,7 @@ class TrainedEncoder:
         Uses :func:`latentbridge.encoders.register_module` with :meth:`preprocess`, so that
         ``latentbridge.encode(dataset, name, split)`` works and its cache keys on the weights.
         """
-        from .. import encoders
-
-        return encoders.register_module(
+        return register_module(
             name or self.name,
             self.module,
             "vision",
@@ -292,10 +376,141 @@ def _accuracy(model: nn.Module, x: Tensor, y: Tensor) -> float:
     return float((logits.argmax(1) == y).float().mean())
 
 
-def encoder_name(dataset: str, architecture: str, seed: int, latent_dim: int) -> str:
-    """The default name of an encoder trained by :func:`train_encoder`."""
-    dim = "" if latent_dim == 64 else f"-d{latent_dim}"
-    return f"{dataset}/{architecture}{dim}-s{seed}"
+@dataclass(frozen=True)
+class _TrainingData:
+    """Normalised images ``(N, 1, H, W)`` and labels of both splits, with the statistics."""
+
+    x_train: Tensor
+    y_train: Tensor
+    x_test: Tensor
+    y_test: Tensor
+    mean: float
+    std: float
+    num_classes: int
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return int(self.x_train.shape[2]), int(self.x_train.shape[3])
+
+
+def _training_data(options: TrainingOptions) -> _TrainingData:
+    """Both splits of ``options.dataset``, normalised by the (subset's) training pixels."""
+    train = data.load(options.dataset, "train", **options.dataset_options)
+    test = data.load(options.dataset, "test", **options.dataset_options)
+    if not isinstance(train, data.Dataset) or not isinstance(test, data.Dataset):
+        raise ValueError(f"dataset {options.dataset!r} is not an image dataset")
+    if train.inputs.ndim != 3:
+        raise ValueError(
+            f"dataset {options.dataset!r} must hold greyscale images (N, H, W), got "
+            f"{train.inputs.shape}"
+        )
+    images, labels = train.inputs, train.labels
+    if options.train_subset is not None:
+        from ..data.vision import balanced_subset  # the vision loaders, only when subsetting
+
+        idx = balanced_subset(labels, options.train_subset, options.seed, train.num_classes)
+        images, labels = images[idx], labels[idx]
+    pixels = images.astype(np.float64) / 255.0
+    mean, std = float(pixels.mean()), float(pixels.std())
+    std = std if std > 0 else 1.0
+    return _TrainingData(
+        x_train=_normalise(images, mean, std),
+        y_train=torch.from_numpy(labels),
+        x_test=_normalise(test.inputs, mean, std),
+        y_test=torch.from_numpy(test.labels),
+        mean=mean,
+        std=std,
+        num_classes=train.num_classes,
+    )
+
+
+@dataclass
+class _EpochTally:
+    """One epoch's sums over its mini-batches: loss times batch size, correct predictions."""
+
+    loss: float = 0.0
+    correct: int = 0
+
+    def add(self, loss: Tensor, logits: Tensor, labels: Tensor) -> None:
+        self.loss += float(loss.detach()) * len(labels)
+        self.correct += int((logits.detach().argmax(1) == labels).sum())
+
+
+def fit_encoder(
+    options: TrainingOptions, progress: Progress | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Train ``options``' encoder with a linear head; returns the encoder (eval mode) and its
+    manifest (everything :func:`store_trained` writes but the weights' SHA-256). Writes nothing.
+
+    The model is ``head(encoder(x))``, both initialised in :func:`seeded` (``options.seed``),
+    trained by :func:`~latentbridge.experiments.training.fit`: Adam(``lr``) on the mean
+    cross-entropy of each mini-batch, in an order drawn from a generator seeded with ``seed``.
+    ``progress`` is told an ``"epoch"`` :class:`TrainingEvent` after every epoch.
+    """
+    split = _training_data(options)
+    with seeded(options.seed):
+        encoder = build_encoder(options.architecture, options.latent_dim, split.image_size)
+        head = nn.Linear(options.latent_dim, split.num_classes)
+    model = nn.Sequential(encoder, head)
+    n = len(split.x_train)
+    tally = _EpochTally()
+
+    def loss(batch: Tensor | None) -> Tensor:
+        assert batch is not None  # fit is given a batch_size, so it passes indices
+        xb, yb = split.x_train[batch], split.y_train[batch]
+        logits = model(xb)
+        value = nn.functional.cross_entropy(logits, yb)
+        tally.add(value, logits, yb)
+        return value
+
+    def end_of_epoch(epoch: int) -> None:
+        nonlocal tally
+        if progress is not None:
+            mean_loss, accuracy = tally.loss / n, tally.correct / n
+            progress(
+                TrainingEvent("epoch", options.name, epoch + 1, options.epochs, mean_loss, accuracy)
+            )
+        tally = _EpochTally()
+
+    fit(
+        model,
+        loss,
+        num_samples=n,
+        epochs=options.epochs,
+        lr=options.lr,
+        batch_size=options.batch_size,
+        generator=torch.Generator().manual_seed(options.seed),
+        end_of_epoch=end_of_epoch,
+    )
+    return encoder, _manifest(options, split, model)
+
+
+def _manifest(options: TrainingOptions, split: _TrainingData, model: nn.Module) -> dict[str, Any]:
+    """What the manifest records of a trained ``model`` (encoder + head), but its SHA-256."""
+    return {
+        "name": options.name,
+        "key": options.key,
+        "options": options.stored(),
+        "architecture": options.architecture,
+        "latent_dim": options.latent_dim,
+        "dataset": options.dataset,
+        "seed": options.seed,
+        "epochs": options.epochs,
+        "image_size": list(split.image_size),
+        "num_classes": split.num_classes,
+        "num_train": len(split.x_train),
+        "mean": split.mean,
+        "std": split.std,
+        "train_accuracy": _accuracy(model, split.x_train, split.y_train),
+        "test_accuracy": _accuracy(model, split.x_test, split.y_test),
+        "latentbridge_version": __version__,
+        "torch_version": torch.__version__,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The model cache
+# --------------------------------------------------------------------------------------------
 
 
 def _root(cache: str | os.PathLike[str] | EmbeddingCache | None) -> Path:
@@ -308,14 +523,43 @@ def _root(cache: str | os.PathLike[str] | EmbeddingCache | None) -> Path:
     return Path(cache).expanduser()
 
 
+def store_trained(
+    folder: str | os.PathLike[str], encoder: nn.Module, manifest: Mapping[str, Any]
+) -> TrainedEncoder:
+    """Store ``encoder`` and ``manifest`` (from :func:`fit_encoder`) as the entry ``folder``.
+
+    The weights and the manifest, which gets the SHA-256 of the weights file, are written into
+    a temporary folder that is then renamed to ``folder``. When another process stored the
+    same entry meanwhile, that entry is kept (it holds the same weights).
+    """
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    stored = dict(manifest)
+    tmp = make_temp_dir(folder.parent, folder.name)
+    try:
+        state = {k: v.detach().cpu().contiguous().clone() for k, v in encoder.state_dict().items()}
+        save_file(state, str(tmp / _WEIGHTS))
+        stored["sha256"] = sha256_file(tmp / _WEIGHTS)
+        (tmp / _MANIFEST).write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
+        try:
+            os.rename(tmp, folder)
+        except OSError:
+            if not folder.exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return TrainedEncoder.from_entry(encoder, stored, folder, cached=False)
+
+
 def load_trained(
     path: str | os.PathLike[str], options: Mapping[str, Any] | None = None
 ) -> TrainedEncoder:
     """Load the entry in ``path`` as a :class:`TrainedEncoder`, verified.
 
     Raises ``ValueError`` saying what is wrong when the manifest is missing or malformed, its
-    ``options`` differ from ``options`` (when given), the weights' SHA-256 differs from the
-    manifest's, or the weights do not fit the architecture.
+    ``options`` differ from ``options`` (when given, as :meth:`TrainingOptions.stored`), the
+    weights' SHA-256 differs from the manifest's, or the weights do not fit the architecture.
     """
     from safetensors.torch import load_file
 
@@ -339,17 +583,26 @@ def load_trained(
             opts["architecture"], int(opts["latent_dim"]), tuple(manifest["image_size"])
         )
         module.load_state_dict(load_file(str(weights)), strict=True)
+        trained = TrainedEncoder.from_entry(module.eval(), manifest, folder, cached=True)
     except Exception as exc:  # malformed manifest or weights that do not fit
         raise ValueError(f"weights do not load ({exc})") from exc
-    module.eval()
-    return TrainedEncoder(
-        name=str(manifest["name"]),
-        module=module,
-        latent_dim=int(opts["latent_dim"]),
-        manifest=manifest,
-        path=folder,
-        cached=True,
-    )
+    return trained
+
+
+def _usable_entry(folder: Path, options: TrainingOptions) -> TrainedEncoder | None:
+    """The entry stored in ``folder`` for ``options``, or None when there is none; an unusable
+    entry is reported (a warning) and deleted."""
+    if not folder.exists():
+        return None
+    try:
+        return load_trained(folder, options.stored())
+    except ValueError as exc:
+        warn_user(
+            f"stored encoder {options.name!r} ({options.key[:12]}) is unusable ({exc}); "
+            "retraining it"
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
 
 
 def train_encoder(
@@ -362,24 +615,18 @@ def train_encoder(
     lr: float = 1e-3,
     train_subset: int | None = None,
     cache: str | os.PathLike[str] | EmbeddingCache | None = None,
-    progress: Callable[[TrainingEvent], None] | None = None,
+    progress: Progress | None = None,
     *,
     dataset_options: Mapping[str, Any] | None = None,
     refresh: bool = False,
 ) -> TrainedEncoder:
-    """Train (or load from the cache) one encoder of ``architecture`` on ``dataset``.
+    """Load the encoder these options train from the model cache, or train and store it.
 
-    The model is ``head(encoder(x))`` with ``head`` a Linear(latent_dim, num_classes), trained by
-    Adam(lr) on the cross-entropy of the training split (or of a class-balanced subset of
-    ``train_subset`` images, deterministic in ``seed``) for ``epochs`` epochs of shuffled
-    mini-batches of ``batch_size``. The head's accuracy on the training images and on the test
+    The options are those of :class:`TrainingOptions` (see there and :func:`fit_encoder` for
+    what is trained, and how); the head's accuracy on the training images and on the test
     split is recorded in the manifest (``train_accuracy``, ``test_accuracy``).
 
     Args:
-        dataset: a greyscale vision dataset of :func:`latentbridge.data.available`.
-        architecture: one of :data:`ARCHITECTURES`.
-        seed: initialisation, shuffling and subset seed; the result is a function of the options.
-        latent_dim: width of the latent space (the encoder's output).
         cache: root of the cache (a path or an :class:`~latentbridge.cache.EmbeddingCache`);
             default :func:`latentbridge.cache.cache_dir`.
         progress: ``progress(TrainingEvent)``, told ``"cached"`` when nothing is trained, else
@@ -390,152 +637,27 @@ def train_encoder(
     Returns:
         A :class:`TrainedEncoder` in eval mode.
     """
-    from .. import __version__, data
-    from ..cache import make_key
-
-    _check_dataset(dataset)
-    check_choice(architecture, "architecture", ARCHITECTURES)
-    latent_dim = check_positive_int(latent_dim, "latent_dim")
-    seed = check_seed(seed)
-    epochs = check_positive_int(epochs, "epochs", allow_zero=True)
-    batch_size = check_positive_int(batch_size, "batch_size")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < float("inf"):
-        raise ValueError(f"lr must be a positive float, got {lr!r}")
-    if train_subset is not None:
-        train_subset = check_positive_int(train_subset, "train_subset")
+    options = TrainingOptions(
+        dataset=dataset,
+        architecture=architecture,
+        seed=seed,
+        latent_dim=latent_dim,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        train_subset=train_subset,
+        dataset_options=dict(dataset_options or {}),
+    )
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be callable or None, got {type(progress).__name__}")
-    load_options = dict(dataset_options or {})
-    options: dict[str, Any] = {
-        "format": FORMAT_VERSION,
-        "dataset": dataset,
-        "dataset_options": load_options,
-        "architecture": architecture,
-        "seed": seed,
-        "latent_dim": int(latent_dim),
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": float(lr),
-        "train_subset": train_subset,
-    }
-    options = json.loads(json.dumps(options, sort_keys=True, default=str))  # as stored
-    key = make_key(options)
-    folder = _root(cache) / "models" / "vision" / key
-    name = encoder_name(dataset, architecture, seed, int(latent_dim))
-
-    if folder.exists() and not refresh:
-        try:
-            trained = load_trained(folder, options)
-        except ValueError as exc:
-            warn_user(f"stored encoder {name!r} ({key[:12]}) is unusable ({exc}); retraining it")
-            shutil.rmtree(folder, ignore_errors=True)
-        else:
-            if progress is not None:
-                progress(TrainingEvent("cached", name, epochs, epochs))
-            return trained
-
-    train = data.load(dataset, "train", **load_options)
-    test = data.load(dataset, "test", **load_options)
-    if not isinstance(train, data.Dataset) or not isinstance(test, data.Dataset):
-        raise ValueError(f"dataset {dataset!r} is not an image dataset")
-    if train.inputs.ndim != 3:
-        raise ValueError(
-            f"dataset {dataset!r} must hold greyscale images (N, H, W), got {train.inputs.shape}"
-        )
-    images, labels = train.inputs, train.labels
-    if train_subset is not None:
-        from ..data.vision import balanced_subset
-
-        idx = balanced_subset(labels, train_subset, seed, train.num_classes)
-        images, labels = images[idx], labels[idx]
-    pixels = images.astype(np.float64) / 255.0
-    mean, std = float(pixels.mean()), float(pixels.std())
-    std = std if std > 0 else 1.0
-    x_train = _normalise(images, mean, std)
-    y_train = torch.from_numpy(labels)
-    x_test = _normalise(test.inputs, mean, std)
-    y_test = torch.from_numpy(test.labels)
-    image_size = (int(images.shape[1]), int(images.shape[2]))
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        encoder = build_encoder(architecture, int(latent_dim), image_size)
-        head = nn.Linear(int(latent_dim), train.num_classes)
-    model = nn.Sequential(encoder, head)
-    optimiser = torch.optim.Adam(model.parameters(), lr=float(lr))
-    generator = torch.Generator().manual_seed(seed)
-    n = len(x_train)
-    for epoch in range(1, epochs + 1):
-        model.train()
-        order = torch.randperm(n, generator=generator)
-        total_loss, correct = 0.0, 0
-        for start in range(0, n, batch_size):
-            batch = order[start : start + batch_size]
-            xb, yb = x_train[batch], y_train[batch]
-            logits = model(xb)
-            loss = nn.functional.cross_entropy(logits, yb)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            total_loss += float(loss.detach()) * len(batch)
-            correct += int((logits.detach().argmax(1) == yb).sum())
-        if progress is not None:
-            progress(TrainingEvent("epoch", name, epoch, epochs, total_loss / n, correct / n))
-    model.eval()
-
-    manifest: dict[str, Any] = {
-        "name": name,
-        "key": key,
-        "options": options,
-        "architecture": architecture,
-        "latent_dim": int(latent_dim),
-        "dataset": dataset,
-        "seed": seed,
-        "epochs": epochs,
-        "image_size": list(image_size),
-        "num_classes": train.num_classes,
-        "num_train": n,
-        "mean": mean,
-        "std": std,
-        "train_accuracy": _accuracy(model, x_train, y_train),
-        "test_accuracy": _accuracy(model, x_test, y_test),
-        "latentbridge_version": __version__,
-        "torch_version": torch.__version__,
-    }
-    _store(folder, encoder, manifest)
+    folder = _root(cache) / "models" / "vision" / options.key
+    trained = None if refresh else _usable_entry(folder, options)
+    if trained is None:
+        trained = store_trained(folder, *fit_encoder(options, progress))
     if progress is not None:
-        progress(TrainingEvent("trained", name, epochs, epochs))
-    return TrainedEncoder(
-        name=name,
-        module=encoder,
-        latent_dim=int(latent_dim),
-        manifest=manifest,
-        path=folder,
-        cached=False,
-    )
-
-
-def _store(folder: Path, encoder: nn.Module, manifest: dict[str, Any]) -> None:
-    """Write the weights and the manifest into a temporary folder, then rename it to ``folder``.
-
-    The manifest gets the SHA-256 of the weights file. When another process stored the same
-    entry meanwhile, that entry is kept (it holds the same weights).
-    """
-    from safetensors.torch import save_file
-
-    tmp = make_temp_dir(folder.parent, folder.name)
-    try:
-        state = {k: v.detach().cpu().contiguous().clone() for k, v in encoder.state_dict().items()}
-        save_file(state, str(tmp / _WEIGHTS))
-        manifest["sha256"] = sha256_file(tmp / _WEIGHTS)
-        (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        try:
-            os.rename(tmp, folder)
-        except OSError:
-            if not folder.exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        kind = "cached" if trained.cached else "trained"
+        progress(TrainingEvent(kind, options.name, options.epochs, options.epochs))
+    return trained
 
 
 def train_zoo(
