@@ -1,7 +1,10 @@
-"""The invariance profile and `latentbridge compare`: which transformation relates two spaces?"""
+"""`latentbridge.analysis`: the invariance profile and `latentbridge compare` (which
+transformation relates two spaces?), and spaces under an invariance class with their
+similarity measures."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -9,10 +12,12 @@ import pytest
 import torch
 
 import latentbridge as lb
-from latentbridge.analysis import invariance_profile
+from latentbridge import analysis as an
+from latentbridge.analysis import invariance_profile, sample_space
 from latentbridge.cli import main
 from latentbridge.io import save_embeddings
-from latentbridge.transformations import compose, random_transformation
+from latentbridge.normalization import ABSOLUTE, standardize_rows
+from latentbridge.transformations import TRANSFORMATIONS, compose, random_transformation
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -238,3 +243,256 @@ def test_readme_compare_example_is_what_the_command_prints(
     tables = _markdown_tables(shown)
     assert len(tables) == 2 and len(tables[0]) > 5 and len(tables[1]) == 6  # both were parsed
     _assert_tables_match(tables, _markdown_tables(printed))
+
+
+# --------------------------------------------------------------------------------------------
+# Spaces under an invariance class: represent, class_invariances, and their similarity
+
+
+def _points(seed: int, n: int = 80, k: int = 16, dim: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """Samples and anchors of one generic space (no symmetry that hides an invariance)."""
+    points = sample_space(n + k, dim, generator=torch.Generator().manual_seed(seed))
+    return points[:n], points[n:]
+
+
+RELATIVE_CLASSES = ["product", *lb.projections.available()]
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize(("name", "norm"), list(itertools.product(RELATIVE_CLASSES, ABSOLUTE)))
+def test_declared_invariances_give_one_and_the_others_do_not(name: str, norm: str) -> None:
+    """A class invariant (up to a positive factor) to T compares to its T-image with every
+    measure exactly 1; for any other T the structural measures drop clearly below 1."""
+    x, anchors = _points(0)
+    invariant = an.class_invariances(name, normalization=norm)
+    before = an.represent(x, anchors, name, normalization=norm)
+    for kind in TRANSFORMATIONS:
+        t = random_transformation(kind, x.shape[1], generator=torch.Generator().manual_seed(7))
+        after = an.represent(t(x), t(anchors), name, normalization=norm)
+        values = an.similarity(before, after)
+        assert set(values) == set(an.SIMILARITY_MEASURES)
+        if kind in invariant:
+            for measure, value in values.items():
+                assert value == pytest.approx(1.0, abs=1e-6), (name, norm, kind, measure)
+        else:
+            for measure in ("linear_cka", "rbf_cka", "distance_pearson"):
+                value = values[measure]
+                assert value is not None and value < 1 - 1e-3, (name, norm, kind, measure, value)
+            assert values["mean_cosine"] is not None and values["mean_cosine"] < 1 - 1e-6
+
+
+def test_class_invariances_follow_the_registry() -> None:
+    get = lb.projections.get
+    for name in lb.projections.available():
+        assert an.class_invariances(name) == get(name).invariances | get(name).scaled_by
+    assert an.class_invariances("cosine") >= {"orthogonal", "isotropic_scaling"}
+    assert "orthogonal" not in an.class_invariances("l1")
+    assert "translation" not in an.class_invariances("cosine")
+    # The product is invariant to what all its subspaces share.
+    assert "orthogonal" in an.class_invariances("product", product_projections=["dot", "cosine"])
+    assert "orthogonal" not in an.class_invariances("product", product_projections=["cosine", "l1"])
+    assert an.class_invariances("absolute") == {"isotropic_scaling"}
+    assert an.representation_classes() == ["absolute", "product", *lb.projections.available()]
+
+
+@pytest.mark.parametrize("norm", list(ABSOLUTE))
+def test_the_product_class_is_the_library_product(norm: str) -> None:
+    """Its invariances are the module's own, and those every subspace has up to a factor."""
+    names = ("cosine", "euclidean", "l1", "linf")
+    module = lb.ProductProjection(names, "concat", 16, normalization=norm)
+    assert an.class_invariances("product", normalization=norm) == module.invariances
+    shared = frozenset.intersection(*(an.class_invariances(p, normalization=norm) for p in names))
+    assert an.class_invariances("product", normalization=norm) == shared
+
+
+def test_absolute_latents_under_a_rotation() -> None:
+    """The latents are not invariant to a rotation, but CKA and distances are blind to it."""
+    x, anchors = _points(1)
+    q = random_transformation("orthogonal", x.shape[1], generator=torch.Generator().manual_seed(3))
+    values = an.similarity(an.represent(x, anchors, "absolute"), q(x))
+    for measure in ("linear_cka", "rbf_cka", "distance_pearson"):
+        assert values[measure] == pytest.approx(1.0, abs=1e-9)
+    assert values["mean_cosine"] is not None and values["mean_cosine"] < 0.99
+
+
+def test_float32_invariance_holds_to_1e6() -> None:
+    x, anchors = _points(2, n=200, k=32, dim=16)
+    x, anchors = x.float(), anchors.float()
+    q = random_transformation("orthogonal", 16, generator=torch.Generator().manual_seed(4))
+    rotation_invariant = ["cosine", "euclidean", "dot"]  # the product of these is too
+    for name in (*rotation_invariant, "product"):
+        a = an.represent(x, anchors, name, product_projections=rotation_invariant)
+        b = an.represent(q(x), q(anchors), name, product_projections=rotation_invariant)
+        assert a.dtype == torch.float32
+        for measure, value in an.similarity(a, b).items():
+            assert value == pytest.approx(1.0, abs=1e-6), (name, measure)
+
+
+def test_product_closed_form() -> None:
+    """Each block is the subspace standardised per sample across the anchors (LayerNorm at
+    initialisation): row mean 0 and population variance 1, i.e. a row norm of sqrt(K)."""
+    x, anchors = _points(3)
+    names = ["cosine", "l1"]
+    product = an.represent(x, anchors, "product", product_projections=names)
+    k = anchors.shape[0]
+    assert product.shape == (x.shape[0], 2 * k)
+    assert product.dtype == torch.float64
+    module = lb.ProductProjection(names, "concat", k).double().fit(anchors)
+    with torch.no_grad():
+        assert torch.allclose(product, module(x), rtol=0, atol=1e-12)
+    for i, p in enumerate(names):
+        block = product[:, i * k : (i + 1) * k]
+        relative = lb.relative_projection(x, anchors, p)
+        assert torch.allclose(block, standardize_rows(relative), rtol=0, atol=1e-12)
+        standardized = lb.relative_projection(x, anchors, p, relative_normalization="standardize")
+        assert torch.allclose(block, standardized, rtol=0, atol=1e-12)
+        by_hand = (relative - relative.mean(dim=1, keepdim=True)) / relative.std(
+            dim=1, unbiased=False, keepdim=True
+        )
+        assert torch.allclose(block, by_hand, rtol=0, atol=1e-12)
+        assert torch.allclose(block.mean(dim=1), torch.zeros(x.shape[0], dtype=x.dtype), atol=1e-12)
+        norms = torch.linalg.vector_norm(block, dim=1)
+        assert torch.allclose(norms, torch.full_like(norms, k**0.5), rtol=1e-12)
+    # A latent with every dot product 0 (the origin) carries no information: its row stays 0.
+    zero = torch.cat([torch.zeros(1, x.shape[1], dtype=x.dtype), x[:3]])
+    assert torch.equal(
+        an.represent(zero, anchors, "product", product_projections=["dot"])[0],
+        torch.zeros(k, dtype=x.dtype),
+    )
+
+
+def test_a_sample_is_represented_alone() -> None:
+    """No batch statistic: a sample's representation is the same in any batch (a column
+    standardisation over the batch would fail this: the negative control)."""
+    x, anchors = _points(4)
+    for name in ("product", "cosine", "absolute"):
+        whole = an.represent(x, anchors, name)
+        assert torch.allclose(an.represent(x[:10], anchors, name), whole[:10], rtol=0, atol=1e-12)
+    relative = lb.relative_projection(x, anchors, "l1")
+    centred = relative - relative.mean(dim=0)
+    centred_part = relative[:10] - relative[:10].mean(dim=0)
+    assert not torch.allclose(centred_part, centred[:10], atol=1e-3)
+
+
+def test_represent_dtypes_devices_and_gradients() -> None:
+    x, anchors = _points(5)
+    mixed = an.represent(x.float(), anchors, "product")
+    assert mixed.dtype == torch.float64  # the promoted dtype
+    half = an.represent(x.half(), anchors.half(), "product")
+    assert half.dtype == torch.float16  # computed in float32, returned as given
+    reference = an.represent(x.half().float(), anchors.half().float(), "product")
+    assert torch.allclose(half.float(), reference, atol=1e-2)
+    latents = x.clone().requires_grad_(True)
+    an.represent(latents, anchors, "product").square().sum().backward()
+    assert latents.grad is not None and bool(latents.grad.abs().sum() > 0)
+    from_numpy = an.represent(x.numpy(), anchors.numpy(), "product")
+    assert torch.equal(from_numpy, an.represent(x, anchors, "product"))
+
+
+# Measures against independent computations
+
+
+def _numpy_cka(kx: np.ndarray, ky: np.ndarray) -> float:
+    n = kx.shape[0]
+    h = np.eye(n) - np.ones((n, n)) / n
+    a, b = h @ kx @ h, h @ ky @ h
+    return float(np.sum(a * b) / np.sqrt(np.sum(a * a) * np.sum(b * b)))
+
+
+def test_measures_match_independent_computations() -> None:
+    from scipy.spatial.distance import pdist, squareform
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 7))
+    y = x @ rng.normal(size=(7, 5)) + 0.5 * rng.normal(size=(60, 5))
+    z = rng.normal(size=(60, 7)) + x
+    for a, b in ((x, y), (x, z)):
+        values = an.similarity(a, b)
+        dx, dy = pdist(a), pdist(b)
+        assert values["distance_pearson"] == pytest.approx(np.corrcoef(dx, dy)[0, 1], abs=1e-12)
+        assert values["linear_cka"] == pytest.approx(_numpy_cka(a @ a.T, b @ b.T), abs=1e-12)
+        gx = np.exp(-(squareform(dx) ** 2) / (2 * np.median(dx) ** 2))
+        gy = np.exp(-(squareform(dy) ** 2) / (2 * np.median(dy) ** 2))
+        assert values["rbf_cka"] == pytest.approx(_numpy_cka(gx, gy), abs=1e-12)
+        # ... and the library's own measures
+        assert values["linear_cka"] == pytest.approx(lb.metrics.linear_cka(a, b), abs=1e-12)
+        assert values["rbf_cka"] == pytest.approx(lb.metrics.rbf_cka(a, b), abs=1e-12)
+        assert values["distance_pearson"] == pytest.approx(
+            lb.metrics.distance_correlation(a, b), abs=1e-12
+        )
+    assert an.similarity(x, y)["mean_cosine"] is None  # different widths: not applicable
+    cos = np.sum(x * z, axis=1) / np.linalg.norm(x, axis=1) / np.linalg.norm(z, axis=1)
+    assert an.similarity(x, z)["mean_cosine"] == pytest.approx(cos.mean(), abs=1e-12)
+    assert an.similarity(x, z, ["linear_cka"]) == {
+        "linear_cka": pytest.approx(_numpy_cka(x @ x.T, z @ z.T))
+    }
+
+
+def test_measures_are_symmetric_and_prepared_spaces_are_reused() -> None:
+    rng = np.random.default_rng(1)
+    a = an.PreparedSpace(rng.normal(size=(30, 4)), an.SIMILARITY_MEASURES, "a")
+    b = an.PreparedSpace(rng.normal(size=(30, 4)), an.SIMILARITY_MEASURES, "b")
+    assert an.compare(a, b) == an.compare(b, a)
+    assert an.compare(a, a) == pytest.approx({m: 1.0 for m in an.SIMILARITY_MEASURES})
+    assert (a.num_samples, a.width) == (30, 4)
+    only = an.PreparedSpace(rng.normal(size=(30, 4)), ["mean_cosine"], "c")
+    assert only.linear is None and only.distances is None and only.rbf is None
+
+
+def test_measures_are_blind_to_a_positive_factor_and_mean_cosine_to_no_shift() -> None:
+    x, _ = _points(6)
+    y = x @ torch.randn(8, 8, generator=torch.Generator().manual_seed(1), dtype=x.dtype) + x
+    base = an.similarity(x, y)
+    assert an.similarity(x, 3.0 * y) == pytest.approx(base, abs=1e-12)
+    shifted = an.similarity(x, y + 5.0)
+    for measure in ("linear_cka", "rbf_cka", "distance_pearson"):
+        assert shifted[measure] == pytest.approx(base[measure], abs=1e-12)
+    assert base["mean_cosine"] is not None and shifted["mean_cosine"] is not None
+    assert abs(shifted["mean_cosine"] - base["mean_cosine"]) > 1e-3
+
+
+def test_bad_arguments_are_named() -> None:
+    x, anchors = _points(4)
+    with pytest.raises(ValueError, match="name must be one of"):
+        an.represent(x, anchors, "cosinus")
+    with pytest.raises(ValueError, match="product_projections"):
+        an.represent(x, anchors, "product", product_projections=[])
+    with pytest.raises(ValueError, match="product_projections must hold names"):
+        an.represent(x, anchors, "product", product_projections=["cosine", "cosinus"])
+    with pytest.raises(TypeError, match="product_projections must be a sequence"):
+        an.represent(x, anchors, "product", product_projections="cosine")
+    with pytest.raises(ValueError, match="normalization"):
+        an.represent(x, anchors, "cosine", normalization="zscore")
+    with pytest.raises(ValueError, match="normalization"):
+        an.class_invariances("product", normalization="zscore")
+    with pytest.raises(ValueError, match="name must be one of"):
+        an.class_invariances("cosinus")
+    with pytest.raises(ValueError, match="anchors"):
+        an.represent(x, anchors[:, :3], "product")
+    with pytest.raises(ValueError, match="at least one anchor"):
+        an.represent(x, anchors[:0], "product")
+    bad = x.clone()
+    bad[1, 2] = float("nan")
+    for name in ("absolute", "cosine", "product"):
+        with pytest.raises(ValueError, match="NaN"):
+            an.represent(bad, anchors, name)
+    with pytest.raises(ValueError, match="measures"):
+        an.similarity(x, x, ["pearson"])
+    with pytest.raises(ValueError, match="measures must be a sequence"):
+        an.similarity(x, x, "linear_cka")
+    with pytest.raises(ValueError, match="at least 3 samples"):
+        an.similarity(x[:2], x[:2])
+    with pytest.raises(ValueError, match="same samples"):
+        an.similarity(x, x[:10])
+    with pytest.raises(ValueError, match="zero variance"):
+        an.similarity(torch.ones(5, 2), x[:5])
+    with pytest.raises(ValueError, match="all pairwise distances of x are equal"):
+        an.similarity(torch.eye(4, dtype=torch.float64), x[:4])
+    limit = lb.metrics.DISTANCE_CORRELATION_MAX_N
+    with pytest.raises(ValueError, match=f"at most {limit}"):
+        an.PreparedSpace(torch.zeros(limit + 1, 1), ["linear_cka"], "big")
+    with pytest.raises(ValueError, match="at least one feature"):
+        an.PreparedSpace(torch.zeros(5, 0), ["linear_cka"], "empty")
+    a = an.PreparedSpace(x, ["linear_cka"], "a")
+    with pytest.raises(ValueError, match="not prepared for the measure 'mean_cosine'"):
+        an.compare(a, a, ["mean_cosine"])

@@ -1,9 +1,19 @@
-"""Numerical checks of declared invariances, and the invariance profile of two spaces.
+"""Numerical checks of declared invariances, the invariance profile of two spaces, and the
+similarity of spaces under an invariance class.
 
 :func:`verify_invariances` applies random members of each transformation class to samples and
 anchors alike and measures how much a projection's output moves. The test-suite runs it over
 every registered projection and normalisation, so a declaration that does not hold fails; users
 can run it on their own registered projections and on configured modules.
+
+:func:`invariance_profile` asks which transformation relates two spaces: the similarity of their
+relative representations under every projection, and the error of maps fitted on the anchors.
+
+:func:`represent` writes N samples in an invariance class (``absolute``, a projection, or the
+``product`` of invariances), :func:`class_invariances` says which transformations that class
+quotients out, and :func:`similarity` / :class:`PreparedSpace` / :func:`compare` measure how
+alike two such representations are (the paper's Figures 1 and 3): each space is prepared once
+and then compared with many others.
 """
 
 from __future__ import annotations
@@ -18,18 +28,31 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from . import alignment, metrics
+from . import normalization as _norm
+from . import projections as _projections
 from ._plotting import plain_text
-from ._validation import ArrayLike, as_matrix, check_finite
+from ._validation import ArrayLike, as_matrix, check_finite, compute_dtype
 from .modules import ProductProjection, RelativeProjection
 from .projections import effective_invariances, relative_projection
 from .transformations import TRANSFORMATIONS, AffineMap, random_transformation
 
 __all__ = [
+    "ABSOLUTE",
+    "PAPER_PRODUCT",
+    "PRODUCT",
+    "SIMILARITY_MEASURES",
     "InvarianceCheck",
     "InvarianceProfile",
+    "PreparedSpace",
+    "class_invariances",
+    "compare",
     "invariance_error",
     "invariance_profile",
+    "represent",
+    "representation_classes",
     "sample_space",
+    "similarity",
     "verify_invariances",
 ]
 
@@ -277,9 +300,6 @@ def invariance_profile(
     (standard scaling on the anchors, zero padding when the dimensions differ) is fitted on the
     anchors and its error measured on the held-out samples.
     """
-    from . import alignment, metrics
-    from .projections import available as available_projections
-
     xt = as_matrix(x, "x")
     yt = as_matrix(y, "y")
     if xt.shape[0] != yt.shape[0]:
@@ -316,7 +336,7 @@ def invariance_profile(
     ax, ay, hx, hy = x64[idx], y64[idx], x64[heldout], y64[heldout]
 
     similarities = {"absolute": float(measure(hx, hy))}
-    for name in projections if projections is not None else available_projections():
+    for name in projections if projections is not None else _projections.available():
         rx = relative_projection(hx, ax, name, normalization, relative_normalization)
         ry = relative_projection(hy, ay, name, normalization, relative_normalization)
         similarities[name] = float(measure(rx, ry))
@@ -341,3 +361,332 @@ def invariance_profile(
         num_anchors=int(idx.numel()),
         num_heldout=int(heldout.numel()),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Spaces under an invariance class, and how alike two of them are
+
+
+#: The class of the latents themselves.
+ABSOLUTE = "absolute"
+#: The class of the product of invariances (see :func:`represent`).
+PRODUCT = "product"
+#: The projections of the paper's product, the default of ``product_projections``.
+PAPER_PRODUCT: tuple[str, ...] = ("cosine", "euclidean", "l1", "linf")
+#: The measures :class:`PreparedSpace` and :func:`compare` know.
+SIMILARITY_MEASURES: tuple[str, ...] = ("linear_cka", "rbf_cka", "mean_cosine", "distance_pearson")
+
+_F64 = torch.float64
+
+
+def representation_classes() -> list[str]:
+    """The names :func:`represent` accepts: ``absolute``, ``product`` and every registered
+    projection."""
+    return [ABSOLUTE, PRODUCT, *_projections.available()]
+
+
+def _check_class(name: object) -> str:
+    choices = representation_classes()
+    if not isinstance(name, str) or name not in choices:
+        raise ValueError(f"name must be one of {choices}, got {name!r}")
+    return name
+
+
+def _check_product(product_projections: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(product_projections, str) or not isinstance(product_projections, Sequence):
+        raise TypeError(
+            "product_projections must be a sequence of projection names, got "
+            f"{product_projections!r}"
+        )
+    names = tuple(product_projections)
+    if not names:
+        raise ValueError("product_projections must name at least one projection, got none")
+    for p in names:
+        if p not in _projections.available():
+            raise ValueError(
+                f"product_projections must hold names from {_projections.available()}, got {p!r}"
+            )
+    return names
+
+
+def _product(names: tuple[str, ...], num_anchors: int, normalization: str) -> ProductProjection:
+    """The product class: the library's product with the ``concat`` aggregation as initialised
+    (per-subspace LayerNorm with weight 1 and bias 0), nothing learned."""
+    product = ProductProjection(names, "concat", num_anchors, normalization=normalization)
+    return product.requires_grad_(False)
+
+
+def represent(
+    latents: ArrayLike,
+    anchors: ArrayLike,
+    name: str,
+    *,
+    normalization: str = "none",
+    product_projections: Sequence[str] = PAPER_PRODUCT,
+) -> Tensor:
+    """The samples ``latents (N, D)`` written in the invariance class ``name``.
+
+    - ``absolute``: the latents themselves, ``(N, D)`` (``anchors`` and ``normalization`` are
+      not used);
+    - a projection name (:func:`latentbridge.projections.available`): the relative space
+      ``R = relative_projection(latents, anchors, name, normalization)``, ``(N, K)``;
+    - ``product``: the product of invariances of ``product_projections`` (P names),
+      ``(N, P K)``: :class:`latentbridge.ProductProjection` with the ``concat`` aggregation,
+      fitted on ``anchors (K, D)`` and untrained, i.e. ``[std(R_1), ..., std(R_P)]`` where
+      ``std(r) = (r - mean(r)) / sd(r)`` standardises each sample's relative vector across its
+      K anchor coordinates (:func:`latentbridge.normalization.standardize_rows`: population
+      variance, regularised by ``eps * mean(r^2)``). Every subspace then weighs the same in
+      every sample (each block row has norm about ``sqrt(K)``) whatever the scale of its
+      projection, and a sample's representation does not depend on the other samples.
+
+    Computation follows the inputs' device, in their promoted floating dtype (half precision
+    in float32); the result has the promoted dtype. Differentiable with respect to the
+    latents, and for a projection also to the anchors (the product's are fitted, detached).
+    The classes' invariances are :func:`class_invariances`.
+
+    Raises:
+        ValueError: unknown ``name``, ``normalization`` or product projection, an empty
+            ``product_projections``, mismatched feature dimensions, NaN/Inf.
+        TypeError: non-floating input, ``product_projections`` not a sequence of names.
+    """
+    _check_class(name)
+    _norm.get_absolute(normalization)
+    x = as_matrix(latents, "latents")
+    if name == ABSOLUTE:
+        check_finite(x, "latents")
+        return x
+    if name != PRODUCT:
+        return relative_projection(x, anchors, name, normalization)
+    names = _check_product(product_projections)
+    a = as_matrix(anchors, "anchors", rows="K")
+    if a.shape[0] == 0:
+        raise ValueError("anchors must hold at least one anchor, got shape (0, D)")
+    out_dtype = torch.promote_types(x.dtype, a.dtype)
+    dtype = compute_dtype(out_dtype)
+    product = _product(names, a.shape[0], normalization).to(device=x.device, dtype=dtype)
+    product.fit(a.to(dtype))
+    return product(x.to(dtype)).to(out_dtype)
+
+
+def class_invariances(
+    name: str,
+    *,
+    normalization: str = "none",
+    product_projections: Sequence[str] = PAPER_PRODUCT,
+) -> frozenset[str]:
+    """Transformation classes after which every measure of :data:`SIMILARITY_MEASURES` is 1.
+
+    A class ``T`` is listed when applying a member of ``T`` to the latents and anchors alike
+    changes the ``name`` representation (:func:`represent`) at most by a positive factor, to
+    which every measure is blind:
+
+    - a projection: its effective invariances after the absolute ``normalization`` plus the
+      classes that only rescale it (``scaled_by``), i.e.
+      ``effective_invariances(name, normalization, "l2")``;
+    - ``product``: the module's own :attr:`latentbridge.ProductProjection.invariances` (the
+      classes every subspace is invariant to once standardised, which removes its scale);
+    - ``absolute``: only ``isotropic_scaling``.
+
+    Some measures are blind to more: linear CKA and the distance correlation also to
+    orthogonal maps and translations of the representation itself.
+
+    Raises:
+        ValueError: unknown ``name``, ``normalization`` or product projection.
+    """
+    _check_class(name)
+    _norm.get_absolute(normalization)
+    if name == ABSOLUTE:
+        return frozenset({"isotropic_scaling"})
+    if name == PRODUCT:
+        return _product(_check_product(product_projections), 1, normalization).invariances
+    # "l2" stands for any relative normalisation that removes a positive scale, as the
+    # measures do.
+    return effective_invariances(name, normalization, "l2")
+
+
+def _unit(t: Tensor) -> Tensor:
+    """``t / ||t||`` over all entries (flattened)."""
+    return t / torch.linalg.vector_norm(t)
+
+
+def _median(values: Tensor) -> float:
+    """The median, with the mean of the two middle values for an even count (as numpy)."""
+    m = values.numel()
+    low = torch.kthvalue(values, (m + 1) // 2).values
+    high = torch.kthvalue(values, m // 2 + 1).values
+    return float((low + high) / 2)
+
+
+def _check_measures(measures: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(measures, str):
+        raise ValueError(f"measures must be a sequence of names, got the string {measures!r}")
+    names = tuple(measures)
+    for m in names:
+        if m not in SIMILARITY_MEASURES:
+            raise ValueError(
+                f"measures must hold names from {list(SIMILARITY_MEASURES)}, got {m!r}"
+            )
+    return names
+
+
+class PreparedSpace:
+    """One representation of N samples with the per-space parts of the measures, computed once.
+
+    Comparing E spaces pairwise then costs E preparations and ``E (E - 1) / 2`` inner products
+    instead of ``E (E - 1)`` full measures; O(N^2) float64 memory per prepared space. With
+    ``Xc`` the representation centred over the samples (in float64) and ``G = Xc Xc^T``:
+
+    - ``linear_cka`` keeps ``linear = G / ||G||_F``; between two spaces
+      ``CKA = <linear_x, linear_y>_F`` (the biased estimator of
+      :func:`latentbridge.metrics.linear_cka`);
+    - ``distance_pearson`` keeps the condensed Euclidean distances
+      ``d_ij = sqrt(G_ii + G_jj - 2 G_ij)``, ``i < j`` (row-major, as
+      ``scipy.spatial.distance.pdist``), centred and scaled to unit norm (``distances``);
+      between two spaces their inner product is the Pearson correlation of the distances
+      (:func:`latentbridge.metrics.distance_correlation`);
+    - ``rbf_cka`` keeps the doubly centred Gaussian kernel ``rbf = H K H / ||H K H||_F`` with
+      ``K_ij = exp(-d_ij^2 / (2 sigma^2))``, sigma the median of the ``d_ij`` (the median
+      heuristic of :func:`latentbridge.metrics.rbf_cka`);
+    - ``mean_cosine`` needs only the representation ``x``.
+
+    Every measure is unchanged when the representation is multiplied by a positive constant;
+    all but ``mean_cosine`` also when it is translated or rotated.
+
+    Args:
+        x: ``(N, D)`` the representation, ``3 <= N <= DISTANCE_CORRELATION_MAX_N``; kept as
+            given (detached) for ``mean_cosine``.
+        measures: the measures it will be compared with (names from
+            :data:`SIMILARITY_MEASURES`).
+        name: how errors refer to it (e.g. ``"mpnet-base/cosine"``).
+
+    Raises:
+        ValueError: unknown measure, N out of range, no feature, NaN/Inf, a representation with
+            zero variance (every row identical) or, for ``distance_pearson``/``rbf_cka``, all
+            pairwise distances equal.
+        TypeError: non-floating input.
+    """
+
+    def __init__(self, x: ArrayLike, measures: Iterable[str], name: str = "x") -> None:
+        wanted = _check_measures(measures)
+        xt = as_matrix(x, name).detach()
+        n = xt.shape[0]
+        if n < 3:
+            raise ValueError(f"{name} must hold at least 3 samples, got N={n}")
+        if n > metrics.DISTANCE_CORRELATION_MAX_N:
+            raise ValueError(
+                f"{name} holds N={n} samples; a prepared space keeps N x N matrices and accepts "
+                f"at most {metrics.DISTANCE_CORRELATION_MAX_N}: compare fewer samples"
+            )
+        if xt.shape[1] == 0:
+            raise ValueError(f"{name} must have at least one feature, got shape {tuple(xt.shape)}")
+        check_finite(xt, name)
+        self.x = xt
+        self.name = name
+        self.measures = wanted
+        self.linear: Tensor | None = None
+        self.distances: Tensor | None = None
+        self.rbf: Tensor | None = None
+        if {"linear_cka", "distance_pearson", "rbf_cka"} & set(wanted):
+            self._prepare(wanted)
+
+    def _prepare(self, wanted: tuple[str, ...]) -> None:
+        n = self.num_samples
+        xc = self.x.to(_F64, copy=True)
+        xc -= xc.mean(dim=0, keepdim=True)
+        gram = xc @ xc.T
+        del xc
+        if not bool(torch.linalg.matrix_norm(gram) > 0):
+            raise ValueError(f"{self.name} has zero variance (every row is identical)")
+        if "linear_cka" in wanted:
+            self.linear = _unit(gram)
+        if "distance_pearson" not in wanted and "rbf_cka" not in wanted:
+            return
+        diag = gram.diagonal().clone()
+        squared = gram.mul_(-2.0).add_(diag[:, None]).add_(diag[None, :]).clamp_min_(0.0)
+        squared.fill_diagonal_(0.0)
+        upper = torch.ones(n, n, dtype=torch.bool).triu_(diagonal=1)
+        condensed = squared[upper].sqrt_()
+        if not bool(condensed.max() > condensed.min()):
+            raise ValueError(
+                f"all pairwise distances of {self.name} are equal: distance_pearson and rbf_cka "
+                "are undefined for it"
+            )
+        if "rbf_cka" in wanted:
+            width = _median(condensed)
+            kernel = squared.div_(-2.0 * width * width).exp_()
+            means = kernel.mean(dim=0)
+            kernel -= means[None, :]
+            kernel -= means[:, None] - means.mean()
+            self.rbf = _unit(kernel)
+        if "distance_pearson" in wanted:
+            self.distances = _unit(condensed - condensed.mean())
+
+    @property
+    def num_samples(self) -> int:
+        """N, the number of samples represented."""
+        return int(self.x.shape[0])
+
+    @property
+    def width(self) -> int:
+        """D, the number of features of the representation."""
+        return int(self.x.shape[1])
+
+
+def _inner(a: Tensor | None, b: Tensor | None) -> float:
+    assert a is not None and b is not None  # compare() checked that both were prepared
+    return float(torch.dot(a.reshape(-1), b.reshape(-1)))
+
+
+def _clip(value: float, low: float) -> float:
+    return min(max(value, low), 1.0)
+
+
+def compare(
+    a: PreparedSpace, b: PreparedSpace, measures: Sequence[str] | None = None
+) -> dict[str, float | None]:
+    """Each measure between two prepared representations of the same samples.
+
+    ``measures`` defaults to those both were prepared for. Values are floats, symmetric in
+    ``a`` and ``b``; ``mean_cosine`` (:func:`latentbridge.metrics.mean_cosine`, which needs
+    both in one space) is None, not applicable, when the widths differ. CKA values are clipped
+    to [0, 1] and correlations to [-1, 1] (the bounds hold exactly; the clip only removes
+    rounding).
+
+    Raises:
+        ValueError: different numbers of samples, an unknown measure, or one the spaces were not
+            prepared for.
+    """
+    if a.num_samples != b.num_samples:
+        raise ValueError(
+            f"{a.name} and {b.name} must represent the same samples, got N={a.num_samples} and "
+            f"N={b.num_samples}"
+        )
+    wanted = _check_measures(
+        measures if measures is not None else [m for m in a.measures if m in b.measures]
+    )
+    values: dict[str, float | None] = {}
+    for m in wanted:
+        for space in (a, b):
+            if m not in space.measures:
+                raise ValueError(f"{space.name} was not prepared for the measure {m!r}")
+        if m == "mean_cosine":
+            values[m] = metrics.mean_cosine(a.x, b.x) if a.width == b.width else None
+        elif m == "linear_cka":
+            values[m] = _clip(_inner(a.linear, b.linear), 0.0)
+        elif m == "rbf_cka":
+            values[m] = _clip(_inner(a.rbf, b.rbf), 0.0)
+        else:
+            values[m] = _clip(_inner(a.distances, b.distances), -1.0)
+    return values
+
+
+def similarity(
+    x: ArrayLike, y: ArrayLike, measures: Sequence[str] = SIMILARITY_MEASURES
+) -> dict[str, float | None]:
+    """Each measure between the representations ``x (N, D1)`` and ``y (N, D2)`` of the same N
+    samples: ``compare(PreparedSpace(x, measures), PreparedSpace(y, measures), measures)``.
+
+    To compare one space with many, prepare it once (:class:`PreparedSpace`) and call
+    :func:`compare`.
+    """
+    return compare(PreparedSpace(x, measures, "x"), PreparedSpace(y, measures, "y"), measures)
