@@ -2,7 +2,29 @@
 
 from __future__ import annotations
 
-__all__ = ["plain_text"]
+from typing import Any
+
+__all__ = ["figure", "plain_text", "png_bytes"]
+
+
+def figure(width: float, height: float, dpi: int = 100) -> Any:
+    """A matplotlib ``Figure`` of ``width`` x ``height`` inches on an Agg canvas: no display
+    and no global pyplot state (``ImportError`` without matplotlib, the ``plot`` extra)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def png_bytes(fig: Any) -> bytes:
+    """``fig`` as PNG bytes, without the software stamp: the same figure gives the same bytes."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
 
 
 def plain_text(text: object) -> str:

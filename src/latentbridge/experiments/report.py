@@ -24,28 +24,37 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-import io
 import json
 import math
 import os
-import re
 import stat
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .._files import write_bytes_atomic
-from .._plotting import plain_text
+from .._plotting import figure, plain_text, png_bytes
 from .._validation import warn_user
 from .results import COLUMNS, ResultRow, remove_run_temps
 from .results import read_results as _read_results
+from .tables import (
+    NA,
+    Figure,
+    Section,
+    ablation,
+    md_escape,
+    slug,
+    stitching_section,
+    summary,
+    to_html,
+    to_markdown,
+    unique,
+)
+from .tables import main_product_variant as main_product_variant
 from .task import MetricInfo
 from .tasks import TASKS
-from .tasks.similarity import similarity_bar_chart, similarity_table
-from .variants import Product, product_aggregation
 
 __all__ = [
     "COLUMNS",
@@ -60,16 +69,6 @@ __all__ = [
     "write_report",
 ]
 
-#: The paper's fixed columns, in order, before the product column.
-_FIXED: tuple[tuple[str, str], ...] = (
-    ("absolute", "Absolute"),
-    ("cosine", "Cosine"),
-    ("euclidean", "Euclidean"),
-    ("l1", "L1"),
-    ("linf", "L∞"),
-    ("dot", "Dot"),
-)
-_MAIN_PRODUCT = Product("mlp_sum").name
 #: Every task's metrics, by name (their titles, ranges and order live with the tasks).
 METRICS: dict[str, MetricInfo] = {m.name: m for task in TASKS.values() for m in task.metrics}
 _METRIC_TITLES = {name: m.title for name, m in METRICS.items()}
@@ -79,10 +78,6 @@ METRIC_RANGES: dict[str, tuple[float, float]] = {
 }
 #: Metrics where a smaller value is better (the best cell of a row is the smallest).
 LOWER_IS_BETTER = frozenset(name for name, m in METRICS.items() if not m.higher_is_better)
-_NA = "n/a"
-_MISSING = "—"
-_PARTIAL = "†"
-
 _HOW_TO_READ = (
     "Each cell is the mean ± sample standard deviation (ddof=1; 0 for a single value) over "
     "all ordered encoder pairs and seeds of the dataset. *Stitched* tables use the pairs "
@@ -111,196 +106,8 @@ def read_results(path: str | os.PathLike[str]) -> list[ResultRow]:
 # Tables: one model, rendered to markdown and HTML
 
 
-@dataclass(frozen=True)
-class _Cell:
-    text: str
-    bold: bool = False
-
-
-@dataclass
-class _Table:
-    headers: list[str]
-    rows: list[list[_Cell]]
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _Stat:
-    mean: float | None  # None: ran, but nothing applicable
-    std: float
-    partial: bool  # some values were n/a and left out
-
-
-def _unique(items: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(items))
-
-
-def _stat(values: Sequence[float | None]) -> _Stat | None:
-    """Pool values (None = n/a); None when there are no rows at all."""
-    if not values:
-        return None
-    present = np.array([v for v in values if v is not None], dtype=np.float64)
-    partial = len(present) < len(values)
-    if present.size == 0:
-        return _Stat(None, 0.0, partial)
-    std = float(np.std(present, ddof=1)) if present.size > 1 else 0.0
-    return _Stat(float(np.mean(present)), std, partial)
-
-
-def _fmt(stat: _Stat | None) -> str:
-    if stat is None:
-        return _MISSING
-    if stat.mean is None:
-        return _NA
-    text = f"{stat.mean:.3f} ± {stat.std:.3f}"
-    return text + _PARTIAL if stat.partial else text
-
-
-def _collect(
-    rows: Iterable[ResultRow], metric: str, stitched: bool
-) -> dict[tuple[str, str], list[float | None]]:
-    cells: dict[tuple[str, str], list[float | None]] = {}
-    for r in rows:
-        if r.metric == metric and r.stitched == stitched:
-            cells.setdefault((r.dataset, r.variant), []).append(r.value)
-    return cells
-
-
-def _stat_row(
-    dataset: str,
-    variants: Sequence[str],
-    cells: dict[tuple[str, str], list[float | None]],
-    bold_best: bool,
-    lower_is_better: bool = False,
-) -> list[_Cell]:
-    stats = [_stat(cells.get((dataset, v), [])) for v in variants]
-    best: float | None = None
-    if bold_best:
-        means = [round(s.mean, 3) for s in stats if s is not None and s.mean is not None]
-        best = (min(means) if lower_is_better else max(means)) if means else None
-    out = [_Cell(dataset)]
-    for s in stats:
-        mean = s.mean if s is not None else None
-        is_best = best is not None and mean is not None and round(mean, 3) == best
-        out.append(_Cell(_fmt(s), bold=is_best))
-    return out
-
-
 def _lower(metric: str) -> bool:
     return metric in LOWER_IS_BETTER
-
-
-def _partial_note(table: _Table) -> None:
-    if any(c.text.endswith(_PARTIAL) for row in table.rows for c in row):
-        table.notes.append(f"{_PARTIAL} mean over the applicable pairs only (n/a pairs left out).")
-
-
-def main_product_variant(rows: Iterable[ResultRow]) -> str | None:
-    """``product:mlp_sum`` when present, else the first product variant, else None."""
-    products = [v for v in _unique(r.variant for r in rows) if product_aggregation(v) is not None]
-    if _MAIN_PRODUCT in products:
-        return _MAIN_PRODUCT
-    return products[0] if products else None
-
-
-def _summary_columns(
-    rows: Sequence[ResultRow], product_variant: str | None
-) -> tuple[list[str], list[str]]:
-    """(variants, headers) of the summary: fixed set, main product, then any other non-product
-    variant in order of first appearance. Other aggregations belong to the ablation table."""
-    present = _unique(r.variant for r in rows)
-    product = product_variant if product_variant is not None else main_product_variant(rows)
-    variants: list[str] = []
-    headers: list[str] = []
-    for name, label in _FIXED:
-        if name in present:
-            variants.append(name)
-            headers.append(label)
-    if product is not None and product in present:
-        variants.append(product)
-        headers.append(f"Product ({product_aggregation(product)})")
-    if "product" in present:  # the similarity study's product representation
-        variants.append("product")
-        headers.append("Product")
-    fixed = {name for name, _ in _FIXED} | {"product"}
-    for v in present:
-        if v not in fixed and product_aggregation(v) is None:
-            variants.append(v)
-            headers.append(v)
-    return variants, headers
-
-
-def _summary(
-    rows: Sequence[ResultRow], metric: str, stitched: bool, product_variant: str | None
-) -> _Table:
-    rows = list(rows)
-    variants, headers = _summary_columns(rows, product_variant)
-    cells = _collect(rows, metric, stitched)
-    datasets = _unique(r.dataset for r in rows if r.metric == metric)
-    table = _Table(["Dataset", *headers], [])
-    for d in datasets:
-        table.rows.append(
-            _stat_row(d, variants, cells, bold_best=stitched, lower_is_better=_lower(metric))
-        )
-    _partial_note(table)
-    return table
-
-
-def _ablation(rows: Sequence[ResultRow], metric: str) -> _Table:
-    rows = list(rows)
-    products = [v for v in _unique(r.variant for r in rows) if product_aggregation(v) is not None]
-    cells = _collect(rows, metric, stitched=True)
-    datasets = _unique(r.dataset for r in rows if r.metric == metric)
-    table = _Table(["Dataset", *(str(product_aggregation(p)) for p in products)], [])
-    if products:
-        for d in datasets:
-            table.rows.append(
-                _stat_row(d, products, cells, bold_best=True, lower_is_better=_lower(metric))
-            )
-    _partial_note(table)
-    return table
-
-
-def _md_escape(text: str) -> str:
-    text = " ".join(text.splitlines())
-    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*")
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _to_markdown(table: _Table) -> str:
-    if not table.rows:
-        return "_No results._\n"
-
-    def cell(c: _Cell) -> str:
-        text = _md_escape(c.text)
-        return f"**{text}**" if c.bold else text
-
-    lines = [
-        "| " + " | ".join(_md_escape(h) for h in table.headers) + " |",
-        "|" + "|".join([":---", *(["---:"] * (len(table.headers) - 1))]) + "|",
-    ]
-    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in table.rows]
-    lines += ["", *table.notes] if table.notes else []
-    return "\n".join(lines) + "\n"
-
-
-def _to_html(table: _Table) -> str:
-    if not table.rows:
-        return "<p><em>No results.</em></p>\n"
-    esc = html.escape
-    parts = ["<table>", "<thead><tr>"]
-    parts += [f"<th>{esc(h)}</th>" for h in table.headers]
-    parts.append("</tr></thead>")
-    parts.append("<tbody>")
-    for row in table.rows:
-        parts.append("<tr>")
-        for i, c in enumerate(row):
-            text = f"<strong>{esc(c.text)}</strong>" if c.bold else esc(c.text)
-            parts.append(f'<th scope="row">{text}</th>' if i == 0 else f"<td>{text}</td>")
-        parts.append("</tr>")
-    parts.append("</tbody></table>")
-    notes = "".join(f'<p class="note">{esc(n)}</p>' for n in table.notes)
-    return "".join(parts) + notes + "\n"
 
 
 def summary_table(
@@ -319,7 +126,8 @@ def summary_table(
     ``stitched=True`` (default) cells pool train != test pairs and the best cell of each row is
     bold; with ``stitched=False`` they pool the train == test reference pairs, not bold.
     """
-    return _to_markdown(_summary(rows, metric, stitched, product_variant))
+    lower = metric in LOWER_IS_BETTER
+    return to_markdown(summary(rows, metric, stitched, product_variant, lower_is_better=lower))
 
 
 def non_stitched_table(
@@ -332,7 +140,7 @@ def non_stitched_table(
 def ablation_table(rows: Sequence[ResultRow], metric: str = "accuracy") -> str:
     """Markdown aggregation ablation: one row per dataset, one column per ``product:<agg>``
     variant (in order of first appearance), stitched ``mean ± std``; best cell per row bold."""
-    return _to_markdown(_ablation(rows, metric))
+    return to_markdown(ablation(rows, metric, lower_is_better=metric in LOWER_IS_BETTER))
 
 
 # --------------------------------------------------------------------------------------------
@@ -349,7 +157,7 @@ def pair_matrix(
     appearance, so every variant's matrix has the same axes. Raises :class:`ValueError` when
     there is no row for (dataset, variant, metric).
     """
-    encoders = _unique(e for r in rows if r.dataset == dataset for e in (r.source, r.target))
+    encoders = unique(e for r in rows if r.dataset == dataset for e in (r.source, r.target))
     index = {e: i for i, e in enumerate(encoders)}
     sums = np.zeros((len(encoders), len(encoders)))
     counts = np.zeros((len(encoders), len(encoders)))
@@ -375,15 +183,12 @@ def _heatmap_png(
     metric: str,
     labels: tuple[str, str] = ("train encoder", "test encoder"),
 ) -> bytes:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
     encoders, matrix = pair_matrix(rows, dataset, variant, metric)
     n = len(encoders)
     size = max(3.5, 0.9 * n + 2.0)
-    fig = Figure(figsize=(size + 1.0, size), dpi=100)
-    FigureCanvasAgg(fig)
+    fig = figure(size + 1.0, size)
     ax = fig.add_subplot(1, 1, 1)
     masked = np.ma.masked_invalid(matrix)
     vmin, vmax = METRIC_RANGES.get(metric, (-math.inf, math.inf))
@@ -418,7 +223,7 @@ def _heatmap_png(
                         linewidth=0.0,
                     )
                 )
-                ax.text(j, i, _NA, ha="center", va="center", fontsize=8, color="black")
+                ax.text(j, i, NA, ha="center", va="center", fontsize=8, color="black")
             else:
                 level = (value - vmin) / (vmax - vmin)
                 light = level < 0.4 if _lower(metric) else level > 0.6
@@ -426,9 +231,7 @@ def _heatmap_png(
                 text = f"{value:.4f}" if metric == "mse" else f"{value:.2f}"
                 ax.text(j, i, text, ha="center", va="center", fontsize=8, color=color)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", metadata={"Software": None})
-    return buffer.getvalue()
+    return png_bytes(fig)
 
 
 def save_heatmap(
@@ -455,14 +258,9 @@ def _unique_pairs(items: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     return list(dict.fromkeys(items))
 
 
-def _slug(name: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")[:60]
-    return slug or "x"
-
-
 def _heatmap_names(keys: Sequence[tuple[str, str]], metric: str) -> dict[tuple[str, str], str]:
     """Sanitised, collision-free file names for (dataset, variant) keys."""
-    plain = {k: f"{_slug(k[0])}__{_slug(k[1])}__{_slug(metric)}" for k in keys}
+    plain = {k: f"{slug(k[0])}__{slug(k[1])}__{slug(metric)}" for k in keys}
     counts: dict[str, int] = {}
     for name in plain.values():
         counts[name] = counts.get(name, 0) + 1
@@ -476,7 +274,7 @@ def _heatmap_names(keys: Sequence[tuple[str, str]], metric: str) -> dict[tuple[s
 
 
 def _metrics(rows: Sequence[ResultRow]) -> list[str]:
-    present = _unique(r.metric for r in rows)
+    present = unique(r.metric for r in rows)
     known = [m for m in _METRIC_TITLES if m in present]
     return known + [m for m in present if m not in _METRIC_TITLES]
 
@@ -578,86 +376,55 @@ def _run_grids(folder: Path) -> list[tuple[str, bytes]]:
     return found
 
 
-def write_report(out_dir: str | os.PathLike[str]) -> Path:
-    """Read ``out_dir/results.csv`` (and ``config.json`` if present) and write, atomically:
-
-    * ``summary.md``: per metric, the stitched summary, the non-stitched reference and the
-      aggregation ablation, with a short "how to read"; byte-identical for the same input
-      (the similarity study: the mean over pairs and one table per dataset, pair × class);
-    * ``heatmaps/<dataset>__<variant>__<metric>.png``: one per (dataset, variant) for the
-      task's first metric (accuracy; MSE for reconstruction; the first similarity measure);
-    * ``charts/<dataset>__<measure>.png`` (similarity study): grouped bar charts;
-    * ``report.html``: a self-contained offline page (inline CSS, PNGs as base64 data URIs,
-      every string from the inputs HTML-escaped) with the config, tables, heatmaps, charts
-      and the image grids a reconstruction run left in ``grids/`` (regular PNG files of the
-      run folder only: symbolic links and other files are skipped with a warning).
-
-    Stale temporary files of killed writers in ``out_dir`` are deleted first
-    (:func:`latentbridge._files.remove_stale_temps`). Returns the path of ``report.html``.
-    Raises :class:`ValueError` for an invalid or empty results file or an invalid
-    ``config.json``.
-    """
-    folder = Path(out_dir)
-    results_file = folder / "results.csv"
-    if not results_file.is_file():
-        raise ValueError(f"{folder} is not a run folder: it holds no results.csv")
-    remove_run_temps(folder)
-    rows = read_results(results_file)
-    if not rows:
-        raise ValueError(f"{results_file}: no result rows")
-    config = _read_config(folder / "config.json")
-    metrics = _metrics(rows)
-    task = _task(config, rows)
-    similarity = task == "similarity"
-
-    sections: list[tuple[str, list[tuple[str, _Table | str]]]] = []
-    charts: list[tuple[str, bytes]] = []
-    for metric in metrics:
-        tables: list[tuple[str, _Table | str]]
-        if similarity:
-            tables = [("Mean over encoder pairs", _summary(rows, metric, True, None))]
-            for dataset in _unique(r.dataset for r in rows if r.metric == metric):
-                tables.append((f"{dataset}: every pair", similarity_table(rows, dataset, metric)))
-                png = similarity_bar_chart(rows, dataset, metric)
-                name = f"{_slug(dataset)}__{_slug(metric)}.png"
-                write_bytes_atomic(folder / "charts" / name, png)
-                charts.append((f"{dataset} — {_METRIC_TITLES.get(metric, metric)}", png))
+def _sections(task: str, rows: Sequence[ResultRow]) -> list[Section]:
+    """Every metric's section, from the task plug-in (the stitching tables where the run's
+    task is not known)."""
+    plugin = TASKS.get(task)
+    out = []
+    for metric in _metrics(rows):
+        info = METRICS.get(metric, MetricInfo(metric, metric))
+        if plugin is not None:
+            out += plugin.sections(rows, info)
         else:
-            tables = [
-                ("Stitched (train encoder ≠ test encoder)", _summary(rows, metric, True, None)),
-                (
-                    "Non-stitched reference (train encoder = test encoder)",
-                    _summary(rows, metric, False, None),
-                ),
-            ]
-            ablation = _ablation(rows, metric)
-            if ablation.rows:
-                tables.append(("Aggregation ablation of the product (stitched)", ablation))
-        sections.append((_METRIC_TITLES.get(metric, metric), tables))
+            out.append(stitching_section(rows, info))
+    return out
 
-    title = "Latent similarity report" if similarity else "Zero-shot stitching report"
-    how = _HOW_TO_READ
-    extra = TASKS[task].note if task in TASKS else ""
+
+def _summary_md(title: str, notes: Sequence[str], sections: Sequence[Section]) -> str:
     md = [f"# {title}", "", "## How to read", ""]
-    md += [extra, ""] if similarity and extra else [how, ""] + ([extra, ""] if extra else [])
-    for section, tables in sections:
-        md += [f"## {_md_escape(section)}", ""]
-        for heading, table in tables:
-            body = table if isinstance(table, str) else _to_markdown(table)
-            md += [f"### {_md_escape(heading)}", "", body]
-    write_bytes_atomic(folder / "summary.md", "\n".join(md).encode("utf-8"))
+    for note in notes:
+        md += [note, ""]
+    for section in sections:
+        md += [f"## {md_escape(section.title)}", ""]
+        for heading, table in section.tables:
+            body = table if isinstance(table, str) else to_markdown(table)
+            md += [f"### {md_escape(heading)}", "", body]
+    return "\n".join(md)
 
-    heat_metric = metrics[0]
-    labels = TASKS[task].roles if task in TASKS else ("train encoder", "test encoder")
-    keys = _unique_pairs((r.dataset, r.variant) for r in rows if r.metric == heat_metric)
-    names = _heatmap_names(keys, heat_metric)
-    figures: list[tuple[str, bytes]] = []
+
+def _heatmaps(
+    folder: Path, rows: Sequence[ResultRow], roles: tuple[str, str]
+) -> tuple[str, list[Figure]]:
+    """The first metric's train (rows) × test (columns) heatmaps, one per (dataset, variant)."""
+    metric = _metrics(rows)[0]
+    keys = _unique_pairs((r.dataset, r.variant) for r in rows if r.metric == metric)
+    names = _heatmap_names(keys, metric)
+    figures = []
     for dataset, variant in keys:
-        png = _heatmap_png(rows, dataset, variant, heat_metric, labels)
-        write_bytes_atomic(folder / "heatmaps" / names[(dataset, variant)], png)
-        figures.append((f"{dataset} — {variant}: {labels[0]} (rows) × {labels[1]} (columns)", png))
-    grids = _run_grids(folder)
+        png = _heatmap_png(rows, dataset, variant, metric, roles)
+        caption = f"{dataset} — {variant}: {roles[0]} (rows) × {roles[1]} (columns)"
+        figures.append(Figure(caption, png, f"heatmaps/{names[(dataset, variant)]}"))
+    return metric, figures
 
+
+def _page(
+    title: str,
+    notes: Sequence[str],
+    config: dict[str, Any] | None,
+    sections: Sequence[Section],
+    heatmaps: tuple[str, list[Figure]],
+    grids: Sequence[tuple[str, bytes]],
+) -> str:
     esc = html.escape
     page = [
         "<!DOCTYPE html>",
@@ -669,30 +436,74 @@ def write_report(out_dir: str | os.PathLike[str]) -> Path:
         f"<h1>{esc(title)}</h1>",
         "<h2>How to read</h2>",
     ]
-    for text in [extra] if similarity else [how, extra]:
-        if text:
-            page.append(f"<p>{esc(text.replace('`', '').replace('*', ''))}</p>")
+    page += [f"<p>{esc(note.replace('`', '').replace('*', ''))}</p>" for note in notes]
     if config is not None:
         text = json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False, default=str)
         page += ["<h2>Configuration</h2>", f"<pre>{esc(text)}</pre>"]
-    for section, tables in sections:
-        page.append(f"<h2>{esc(section)}</h2>")
-        for heading, table in tables:
+    for section in sections:
+        page.append(f"<h2>{esc(section.title)}</h2>")
+        for heading, table in section.tables:
             page.append(f"<h3>{esc(heading)}</h3>")
-            if isinstance(table, str):
-                page.append(f"<pre>{esc(table)}</pre>")
-            else:
-                page.append(_to_html(table))
+            page.append(f"<pre>{esc(table)}</pre>" if isinstance(table, str) else to_html(table))
+    charts = [f for s in sections for f in s.figures]
     if charts:
         page.append("<h2>Similarity by invariance class (mean ± std over anchor sets)</h2>")
-        page += [_png_figure(png, caption) for caption, png in charts]
+        page += [_png_figure(f.png, f.caption) for f in charts]
+    metric, figures = heatmaps
     if figures:
-        page.append(f"<h2>Heatmaps ({esc(heat_metric)}, mean over seeds)</h2>")
-        page += [_png_figure(png, caption) for caption, png in figures]
+        page.append(f"<h2>Heatmaps ({esc(metric)}, mean over seeds)</h2>")
+        page += [_png_figure(f.png, f.caption) for f in figures]
     if grids:
         page.append("<h2>Image grids: original, non-stitched, stitched</h2>")
         page += [_png_figure(png, caption) for caption, png in grids]
     page.append("</body></html>\n")
+    return "\n".join(page)
+
+
+def write_report(out_dir: str | os.PathLike[str]) -> Path:
+    """Read ``out_dir/results.csv`` (and ``config.json`` if present) and write, atomically:
+
+    * ``summary.md``: each metric's section of the run's task (the stitching tasks: the
+      stitched summary, the non-stitched reference and the aggregation ablation; the
+      similarity study: the mean over pairs and one table per dataset, pair × class), with the
+      task's "how to read"; byte-identical for the same input;
+    * the figures of the sections (the similarity study's bar charts in ``charts/``);
+    * ``heatmaps/<dataset>__<variant>__<metric>.png``: one per (dataset, variant) for the
+      first metric;
+    * ``report.html``: a self-contained offline page (inline CSS, PNGs as base64 data URIs,
+      every string from the inputs HTML-escaped) with the config, tables, figures, heatmaps
+      and the image grids a reconstruction run left in ``grids/`` (regular PNG files of the
+      run folder only: symbolic links and other files are skipped with a warning).
+
+    Stale temporary files of killed writers in ``out_dir`` are deleted first
+    (:func:`.results.remove_run_temps`). Returns the path of ``report.html``. Raises
+    :class:`ValueError` for a folder without ``results.csv``, an invalid or empty results file
+    or an invalid ``config.json``.
+    """
+    folder = Path(out_dir)
+    results_file = folder / "results.csv"
+    if not results_file.is_file():
+        raise ValueError(f"{folder} is not a run folder: it holds no results.csv")
+    remove_run_temps(folder)
+    rows = read_results(results_file)
+    if not rows:
+        raise ValueError(f"{results_file}: no result rows")
+    config = _read_config(folder / "config.json")
+    task = _task(config, rows)
+    plugin = TASKS.get(task)
+    similarity = task == "similarity"
+    title = "Latent similarity report" if similarity else "Zero-shot stitching report"
+    note = plugin.note if plugin is not None else ""
+    notes = [n for n in ([note] if similarity else [_HOW_TO_READ, note]) if n]
+    sections = _sections(task, rows)
+    write_bytes_atomic(folder / "summary.md", _summary_md(title, notes, sections).encode("utf-8"))
+    for chart in (f for s in sections for f in s.figures):
+        write_bytes_atomic(folder / chart.file, chart.png)
+    roles = plugin.roles if plugin is not None else ("train encoder", "test encoder")
+    heatmaps = _heatmaps(folder, rows, roles)
+    for heatmap in heatmaps[1]:
+        write_bytes_atomic(folder / heatmap.file, heatmap.png)
+    page = _page(title, notes, config, sections, heatmaps, _run_grids(folder))
     report = folder / "report.html"
-    write_bytes_atomic(report, "\n".join(page).encode("utf-8"))
+    write_bytes_atomic(report, page.encode("utf-8"))
     return report

@@ -43,6 +43,7 @@ __all__ = [
     "COLUMNS",
     "RUN_SUBFOLDERS",
     "CellStore",
+    "MetricInfo",
     "ResultRow",
     "cell_path",
     "consolidate",
@@ -81,6 +82,17 @@ class ResultRow:
     @property
     def key(self) -> tuple[str, str, str, str, int, str]:
         return (self.dataset, self.source, self.target, self.variant, self.seed, self.metric)
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """A metric a task reports: its name in ``results.csv``, its title, its range and order."""
+
+    name: str
+    title: str
+    low: float = -math.inf
+    high: float = math.inf
+    higher_is_better: bool = True
 
 
 def format_value(value: float | None) -> str:

@@ -14,27 +14,16 @@ resumed run whose cells are all finished loads and trains nothing.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from .config import DatasetConfig, RunConfig
-from .results import CellStore, ResultRow
+from .results import CellStore, MetricInfo, ResultRow
+from .tables import Section
 
 __all__ = ["Cell", "MetricInfo", "Plan", "RunContext", "Task"]
-
-
-@dataclass(frozen=True)
-class MetricInfo:
-    """A metric a task reports: its name in ``results.csv``, its title, its range and order."""
-
-    name: str
-    title: str
-    low: float = -math.inf
-    high: float = math.inf
-    higher_is_better: bool = True
 
 
 @dataclass(frozen=True)
@@ -76,7 +65,7 @@ class RunContext:
 
 
 class Task(Protocol):
-    """A family of experiments: its metrics, the cells of a dataset, the report notes."""
+    """A family of experiments: its metrics, the cells of a dataset, its report sections."""
 
     name: str
     metrics: tuple[MetricInfo, ...]
@@ -87,4 +76,8 @@ class Task(Protocol):
 
     def plan(self, dataset: DatasetConfig, config: RunConfig, context: RunContext) -> Plan:
         """The cells of ``dataset`` (cheap: nothing is loaded until a cell computes)."""
+        ...
+
+    def sections(self, rows: Sequence[ResultRow], metric: MetricInfo) -> list[Section]:
+        """What the report shows of ``metric`` for this task's rows (tables and figures)."""
         ...

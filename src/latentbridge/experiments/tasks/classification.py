@@ -29,7 +29,7 @@ finished loads no latents.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -46,6 +46,7 @@ from ..spaces import (
     select_anchor_indices,
     trained_encoders,
 )
+from ..tables import Section, stitching_section
 from ..task import Cell, MetricInfo, Plan, RunContext
 from ..training import macro_f1, make_head, predict, seeded, train_classifier
 from ..variants import Translation, Variant, build_layer, from_config
@@ -193,6 +194,10 @@ class Classification:
     metrics: tuple[MetricInfo, ...] = METRICS
     roles: tuple[str, str] = ("train encoder", "test encoder")
     note = ""
+
+    def sections(self, rows: Sequence[ResultRow], metric: MetricInfo) -> list[Section]:
+        """The stitched summary, the non-stitched reference and the aggregation ablation."""
+        return [stitching_section(rows, metric, self.roles)]
 
     def plan(self, dataset: DatasetConfig, config: RunConfig, context: RunContext) -> Plan:
         features = functools.cache(functools.partial(_features, dataset, config, context))

@@ -56,6 +56,7 @@ from .. import results as cells
 from ..config import GRAPH_ARCHITECTURES, DatasetConfig, GraphConfig, RunConfig
 from ..results import CellStore, ResultRow
 from ..spaces import select_anchor_indices
+from ..tables import Section, stitching_section
 from ..task import Cell, MetricInfo, Plan, RunContext
 from ..training import fit, macro_f1, make_head, seeded
 from ..variants import Absolute, Translation, build_layer, from_config, parse
@@ -573,6 +574,10 @@ class Graph:
         "*test encoder* the model whose GNN (and anchor nodes) feed it; metrics are on the test "
         "nodes."
     )
+
+    def sections(self, rows: Sequence[ResultRow], metric: MetricInfo) -> list[Section]:
+        """The stitched summary, the non-stitched reference and the aggregation ablation."""
+        return [stitching_section(rows, metric, self.roles)]
 
     def plan(self, dataset: DatasetConfig, config: RunConfig, context: RunContext) -> Plan:
         """One cell per (variant, model): the model's head under every model's GNN. The graph

@@ -58,7 +58,6 @@ second model's encoder stitched to the first model's decoder.
 from __future__ import annotations
 
 import functools
-import io
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -69,12 +68,13 @@ import torch
 from torch import Tensor, nn
 
 from ..._files import write_bytes_atomic
-from ..._plotting import plain_text
+from ..._plotting import figure, plain_text, png_bytes
 from ..._validation import check_positive_int, check_seed
 from ...modules import ProductProjection
 from ..config import AUTOENCODERS, DatasetConfig, ReconstructionConfig, RunConfig
 from ..results import CellStore, ResultRow, load_state, model_path, save_state
 from ..spaces import select_anchor_indices
+from ..tables import Section, stitching_section
 from ..task import Cell, MetricInfo, Plan, RunContext
 from ..training import fit, seeded
 from ..variants import Translation, build_layer, from_config, parse
@@ -499,14 +499,10 @@ def write_grid(path: Path, rows: Sequence[tuple[str, Tensor]], title: str = "") 
 
     Needs matplotlib (the ``plot`` extra).
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     if not rows:
         raise ValueError("rows must hold at least one (label, images) row")
     columns = max(len(images) for _, images in rows)
-    fig = Figure(figsize=(1.0 + 1.1 * columns, 0.4 + 1.2 * len(rows)), dpi=100)
-    FigureCanvasAgg(fig)
+    fig = figure(1.0 + 1.1 * columns, 0.4 + 1.2 * len(rows))
     axes = fig.subplots(len(rows), columns, squeeze=False)
     for r, (label, images) in enumerate(rows):
         images = _check_images(images, f"rows[{r}]")
@@ -528,9 +524,7 @@ def write_grid(path: Path, rows: Sequence[tuple[str, Tensor]], title: str = "") 
     if title:
         fig.suptitle(plain_text(title), fontsize=10)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", metadata={"Software": None})
-    return write_bytes_atomic(Path(path), buffer.getvalue())
+    return write_bytes_atomic(Path(path), png_bytes(fig))
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -749,6 +743,10 @@ class Reconstruction:
         "The image grids show test images, the non-stitched reconstruction and a stitched one "
         "for each variant."
     )
+
+    def sections(self, rows: Sequence[ResultRow], metric: MetricInfo) -> list[Section]:
+        """The stitched summary, the non-stitched reference and the aggregation ablation."""
+        return [stitching_section(rows, metric, self.roles)]
 
     def plan(self, dataset: DatasetConfig, config: RunConfig, context: RunContext) -> Plan:
         """One cell per (variant, decoder model), then the variants' image grids. Images are
