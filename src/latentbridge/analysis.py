@@ -372,7 +372,7 @@ ABSOLUTE = "absolute"
 #: The class of the product of invariances (see :func:`represent`).
 PRODUCT = "product"
 #: The projections of the paper's product, the default of ``product_projections``.
-PAPER_PRODUCT: tuple[str, ...] = ("cosine", "euclidean", "l1", "linf")
+PAPER_PRODUCT: tuple[str, ...] = _projections.PAPER_PRODUCT
 #: The measures :class:`PreparedSpace` and :func:`compare` know.
 SIMILARITY_MEASURES: tuple[str, ...] = ("linear_cka", "rbf_cka", "mean_cosine", "distance_pearson")
 

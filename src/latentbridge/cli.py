@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 __all__ = ["build_parser", "invariance_table", "main"]
 
@@ -409,16 +409,9 @@ def _one_line(error: BaseException) -> str:
     return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from . import __version__, aggregations, normalization
-    from .transformations import TRANSFORMATIONS
-
-    parser = _Parser(
-        prog="latentbridge",
-        description="Latent space communication with relative projections and their product.",
-    )
-    parser.add_argument("--version", action="version", version=f"latentbridge {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _add_invariances(sub: Any) -> None:
+    """``latentbridge invariances``."""
+    from . import normalization
 
     inv = sub.add_parser(
         "invariances", help="print the projection x transformation table of the registry"
@@ -430,6 +423,12 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("--all", action="store_true", help="every normalisation combination")
     inv.add_argument("--verify", action="store_true", help="measure each cell numerically")
     inv.set_defaults(func=_cmd_invariances)
+
+
+def _add_quickstart(sub: Any) -> None:
+    """``latentbridge quickstart``."""
+    from . import aggregations
+    from .transformations import TRANSFORMATIONS
 
     quick = sub.add_parser(
         "quickstart", help="stitch two synthetic spaces related by an unknown transformation"
@@ -451,7 +450,10 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument("--quiet", action="store_true", help="no progress messages")
     quick.set_defaults(func=_cmd_quickstart)
 
-    from . import anchors, projections
+
+def _add_compare(sub: Any) -> None:
+    """``latentbridge compare``."""
+    from . import anchors, normalization, projections
     from .analysis import PROFILE_METRICS
 
     cmp_ = sub.add_parser(
@@ -487,6 +489,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--plot", default=None, metavar="PNG", help="save a bar chart here")
     cmp_.set_defaults(func=_cmd_compare)
 
+
+def _add_listings(sub: Any) -> None:
+    """``latentbridge datasets`` and ``latentbridge encoders``."""
     modalities = ["vision", "text", "graph"]
     ds = sub.add_parser("datasets", help="list the datasets and whether their source is here")
     ds.add_argument("--modality", default=None, choices=modalities)
@@ -496,6 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--modality", default=None, choices=["vision", "text"])
     en.set_defaults(func=_cmd_encoders)
 
+
+def _add_encode(sub: Any) -> None:
+    """``latentbridge encode``."""
     enc = sub.add_parser("encode", help="encode a dataset split (cached, resumable)")
     enc.add_argument("--dataset", required=True)
     enc.add_argument("--encoder", required=True)
@@ -514,6 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--quiet", action="store_true", help="no progress bar")
     enc.set_defaults(func=_cmd_encode)
 
+
+def _add_run(sub: Any) -> None:
+    """``latentbridge run`` and ``latentbridge report``."""
     run_ = sub.add_parser(
         "run",
         help="run (or resume) an experiment config (stitching, reconstruction, graph, similarity)",
@@ -530,6 +541,27 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="rebuild summary.md, heatmaps and report.html of a run")
     rep.add_argument("dir", help="a run's output folder (holding results.csv)")
     rep.set_defaults(func=_cmd_report)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``latentbridge`` argument parser, one sub-command per ``_add_*`` function."""
+    from . import __version__
+
+    parser = _Parser(
+        prog="latentbridge",
+        description="Latent space communication with relative projections and their product.",
+    )
+    parser.add_argument("--version", action="version", version=f"latentbridge {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (
+        _add_invariances,
+        _add_quickstart,
+        _add_compare,
+        _add_listings,
+        _add_encode,
+        _add_run,
+    ):
+        add(sub)
     return parser
 
 

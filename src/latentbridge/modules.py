@@ -273,7 +273,7 @@ class ProductProjection(nn.Module):
 
     def __init__(
         self,
-        projections: Sequence[str | RelativeProjection] = ("cosine", "euclidean", "l1", "linf"),
+        projections: Sequence[str | RelativeProjection] = _projections.PAPER_PRODUCT,
         aggregation: str = "mlp_sum",
         num_anchors: int | None = None,
         *,

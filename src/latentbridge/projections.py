@@ -49,6 +49,7 @@ from ._validation import (
 from .transformations import TRANSFORMATIONS, closure, validate_classes
 
 __all__ = [
+    "PAPER_PRODUCT",
     "Projection",
     "available",
     "check_relative",
@@ -60,6 +61,9 @@ __all__ = [
 ]
 
 ProjectionFn = Callable[[Tensor, Tensor], Tensor]
+
+#: The subspaces of the paper's product of invariances, in its order.
+PAPER_PRODUCT: tuple[str, ...] = ("cosine", "euclidean", "l1", "linf")
 
 
 @dataclass(frozen=True)

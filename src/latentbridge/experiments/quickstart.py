@@ -16,6 +16,7 @@ from torch import nn
 
 from .. import anchors as _anchors
 from ..modules import ProductProjection, RelativeProjection
+from ..projections import PAPER_PRODUCT
 from ..synthetic import make_spaces
 from .training import accuracy, make_head, seeded, train_classifier
 
@@ -40,7 +41,7 @@ def run_quickstart(
     num_classes: int = 10,
     num_anchors: int = 256,
     transformations: Sequence[str] = ("orthogonal", "translation"),
-    projections: Sequence[str] = ("cosine", "euclidean", "l1", "linf"),
+    projections: Sequence[str] = PAPER_PRODUCT,
     aggregation: str = "mlp_sum",
     separation: float = 0.7,
     epochs: int = 10,

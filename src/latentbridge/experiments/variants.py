@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Union
 
 from .. import aggregations, alignment, projections
 from ..modules import ProductProjection, RelativeProjection
+from ..projections import PAPER_PRODUCT
 
 if TYPE_CHECKING:
     from .config import VariantConfig
@@ -143,7 +144,7 @@ def build_layer(
     num_anchors: int,
     *,
     normalization: str = "none",
-    product_projections: Sequence[str] = ("cosine", "euclidean", "l1", "linf"),
+    product_projections: Sequence[str] = PAPER_PRODUCT,
     check_inputs: bool = True,
 ) -> RelativeProjection | ProductProjection | None:
     """The relative layer of ``variant`` (unfitted), or None for absolute and translation.

@@ -13,10 +13,12 @@ from dataclasses import asdict, dataclass, field
 from numbers import Integral
 from typing import Any
 
+from ... import analysis
 from ...aggregations import available as aggregation_names
 from ...alignment import available as translation_estimators
 from ...anchors import available as anchor_strategies
 from ...normalization import ABSOLUTE as NORMALIZATIONS
+from ...projections import PAPER_PRODUCT
 from ...projections import available as projection_names
 from .validate import Rule, check, constrained, fail, rule
 
@@ -53,14 +55,14 @@ def _checked_by_its_dataset(value: Any, key: str) -> Any:
 
 
 #: The four projections of the paper's product, the default of single and product variants.
-_PAPER_PROJECTIONS = ("cosine", "euclidean", "l1", "linf")
+_PAPER_PROJECTIONS = PAPER_PRODUCT
 #: Architectures of the encoders trained from scratch (vision), of the GNNs, of the autoencoders.
 VISION_ARCHITECTURES = ("mlp", "cnn", "resnet")
 GRAPH_ARCHITECTURES = ("gcn", "gat", "sage")
 AUTOENCODERS = ("ae", "vae")
 #: The metrics of the classification and graph tasks, and the similarity study's measures.
 METRICS = ("accuracy", "macro_f1")
-SIMILARITY_MEASURES = ("linear_cka", "distance_pearson", "rbf_cka", "mean_cosine")
+SIMILARITY_MEASURES = analysis.SIMILARITY_MEASURES
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,7 @@ class GraphConfig:
 
 
 def _similarity_classes() -> tuple[str, ...]:
-    return ("absolute", "product", *projection_names())
+    return tuple(analysis.representation_classes())
 
 
 @dataclass(frozen=True)

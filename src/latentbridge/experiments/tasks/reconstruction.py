@@ -71,6 +71,7 @@ from ..._files import write_bytes_atomic
 from ..._plotting import figure, plain_text, png_bytes
 from ..._validation import check_positive_int, check_seed
 from ...modules import ProductProjection
+from ...projections import PAPER_PRODUCT
 from ..config import AUTOENCODERS, DatasetConfig, ReconstructionConfig, RunConfig
 from ..results import CellStore, ResultRow, load_state, model_path, save_state
 from ..spaces import select_anchor_indices
@@ -127,7 +128,7 @@ class Bottleneck(nn.Module):
         num_anchors: int,
         *,
         normalization: str = "none",
-        product_projections: Sequence[str] = ("cosine", "euclidean", "l1", "linf"),
+        product_projections: Sequence[str] = PAPER_PRODUCT,
     ) -> None:
         super().__init__()
         if not isinstance(variant, str):
