@@ -303,14 +303,15 @@ figure{display:inline-block;margin:0 1em 1em 0}img{max-width:100%}
 
 
 def _task(config: dict[str, Any] | None, rows: Sequence[ResultRow]) -> str:
+    """The run's task: from ``config.json``, else the first task whose metrics are the rows'
+    (a results file copied without its config; classification when none fits)."""
     task = (config or {}).get("task")
     if isinstance(task, str) and task:
         return task
-    metrics = {r.metric for r in rows}
-    if metrics & {"mse", "psnr"}:
-        return "reconstruction"
-    if metrics & {"linear_cka", "rbf_cka", "distance_pearson", "mean_cosine"}:
-        return "similarity"
+    present = {r.metric for r in rows}
+    for name, plugin in TASKS.items():
+        if present <= {m.name for m in plugin.metrics}:
+            return name
     return "classification"
 
 

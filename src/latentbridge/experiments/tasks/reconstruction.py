@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import functools
 import math
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -75,7 +74,7 @@ from ...projections import PAPER_PRODUCT
 from ..config import AUTOENCODERS, DatasetConfig, ReconstructionConfig, RunConfig
 from ..results import CellStore, ResultRow, load_state, model_path, save_state
 from ..spaces import select_anchor_indices
-from ..tables import Section, stitching_section
+from ..tables import Section, slug, stitching_section
 from ..task import Cell, MetricInfo, Plan, RunContext
 from ..training import fit, seeded
 from ..variants import Translation, build_layer, from_config, parse
@@ -485,14 +484,9 @@ def _psnr(mse: float) -> float:
 # -- image grids ----------------------------------------------------------------------------
 
 
-def _slug(name: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")
-    return slug or "x"
-
-
 def grid_path(out: Path, dataset: str, variant: str) -> Path:
     """Where the image grid of (dataset, variant) is written: ``out/grids/<d>__<v>.png``."""
-    return Path(out) / "grids" / f"{_slug(dataset)}__{_slug(variant)}.png"
+    return Path(out) / "grids" / f"{slug(dataset)}__{slug(variant)}.png"
 
 
 def write_grid(path: Path, rows: Sequence[tuple[str, Tensor]], title: str = "") -> Path:
