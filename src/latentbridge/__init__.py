@@ -6,7 +6,9 @@ The core needs only torch and numpy; importing it does nothing else (no files, n
 - :class:`RelativeProjection` and :class:`ProductProjection` modules (zero-shot stitching by
   swapping anchors: ``module.with_anchors(anchors_b)``);
 - :mod:`latentbridge.anchors` for anchor selection, :mod:`latentbridge.aggregations`,
-  :mod:`latentbridge.transformations` for the invariance vocabulary.
+  :mod:`latentbridge.transformations` for the invariance vocabulary;
+- :func:`anchor_consistency` and :mod:`latentbridge.stitching`: label-free agreement, on the
+  parallel anchors, of a model trained on one space and its zero-shot stitched copy.
 """
 
 from . import (
@@ -19,11 +21,13 @@ from . import (
     metrics,
     normalization,
     projections,
+    stitching,
     transformations,
 )
 from .encoding import encode
 from .modules import ProductProjection, RelativeProjection
 from .projections import relative_projection
+from .stitching import anchor_consistency
 from .transformations import TRANSFORMATIONS
 
 __version__ = "0.1.0"
@@ -36,6 +40,7 @@ __all__ = [
     "aggregations",
     "alignment",
     "analysis",
+    "anchor_consistency",
     "anchors",
     "data",
     "encode",
@@ -44,5 +49,6 @@ __all__ = [
     "normalization",
     "projections",
     "relative_projection",
+    "stitching",
     "transformations",
 ]
