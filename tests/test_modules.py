@@ -161,6 +161,36 @@ def test_product_state_dict_round_trip(aggregation: str) -> None:
     torch.testing.assert_close(fresh(x), trained(x))
 
 
+def test_whitening_is_fitted_once_and_travels_with_the_state() -> None:
+    x, anchors = _data(k=30)
+    fitted = lb.RelativeProjection("cosine", "whiten").fit(anchors)
+    torch.testing.assert_close(fitted.whitening, lb.normalization.fit_whitening(anchors))
+    fresh = lb.RelativeProjection("cosine", "whiten")
+    fresh.load_state_dict(fitted.state_dict())
+    torch.testing.assert_close(fresh(x), fitted(x), rtol=1e-12, atol=1e-12)
+    assert lb.RelativeProjection("cosine", "standard").fit(anchors).whitening.numel() == 0
+
+
+def test_a_state_saved_without_the_whitening_buffer_still_loads() -> None:
+    x, anchors = _data()
+    fitted = lb.RelativeProjection("euclidean", "standard").fit(anchors)
+    old = {k: v for k, v in fitted.state_dict().items() if k != "whitening"}
+    fresh = lb.RelativeProjection("euclidean", "standard")
+    fresh.load_state_dict(old, strict=True)
+    torch.testing.assert_close(fresh(x), fitted(x))
+
+
+def test_whitened_module_stitches_exactly_across_an_affine_map() -> None:
+    x, anchors = _data(k=30)
+    t = random_transformation("affine", x.shape[1], generator=torch.Generator().manual_seed(3))
+    module = lb.RelativeProjection("cosine", "whiten").fit(anchors)
+    stitched = module.with_anchors(t(anchors))
+    torch.testing.assert_close(stitched(t(x)), module(x), rtol=1e-9, atol=1e-9)
+    plain = lb.RelativeProjection("cosine", "standard").fit(anchors)
+    moved = (plain.with_anchors(t(anchors))(t(x)) - plain(x)).abs().max()
+    assert float(moved) > 1e-3
+
+
 def test_unfitted_state_dict_is_rejected_by_strict_loading_of_missing_keys() -> None:
     product = _product()
     with pytest.raises(RuntimeError, match="Missing key"):

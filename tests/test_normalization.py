@@ -1,5 +1,6 @@
 """Tests for latentbridge.normalization: row normalisations, absolute statistics fitted on the
-anchors, name look-ups, and the effective-invariance rule on hand-worked configurations.
+anchors, the whitening, name look-ups, and the effective-invariance rule on hand-worked
+configurations.
 
 The numerical invariance grid lives in test_invariances.py.
 """
@@ -16,8 +17,11 @@ import torch
 
 import latentbridge as lb
 from latentbridge import normalization as N
+from latentbridge.analysis import sample_space
 from latentbridge.projections import effective_invariances
-from latentbridge.transformations import TRANSFORMATIONS
+from latentbridge.transformations import TRANSFORMATIONS, random_transformation
+
+from .test_projections import ref_whitening
 
 
 def _rows(
@@ -222,13 +226,15 @@ def test_fit_absolute_rejects_unknown_names() -> None:
         N.fit_absolute("minmax", _anchors())
 
 
-@pytest.mark.parametrize("name", ["center", "standard"])
+@pytest.mark.parametrize("name", ["center", "standard", "whiten"])
 def test_gradients_flow_to_the_anchors_through_the_statistics(name: str) -> None:
     x = _rows(3, 3, seed=5)
 
     def normalised_x(anchors: torch.Tensor) -> torch.Tensor:
         shift, scale = N.fit_absolute(name, anchors)
-        return N.apply_absolute(name, x, shift, scale)  # depends on anchors only via the stats
+        whitening = N.fit_whitening(anchors) if N.ABSOLUTE[name].whitens else None
+        # depends on the anchors only through the statistics
+        return N.apply_absolute(name, x, shift, scale, whitening)
 
     a = _anchors(k=4, d=3).requires_grad_()
     assert torch.autograd.gradcheck(normalised_x, (a,))
@@ -274,11 +280,224 @@ def test_training_the_anchors_end_to_end() -> None:
     assert loss().item() < 0.05 * first
 
 
+# --------------------------------------------------------------------------- whiten
+
+
+def _space(k: int, d: int, seed: int = 0, n: int = 30) -> tuple[torch.Tensor, torch.Tensor]:
+    points = sample_space(n + k, d, generator=torch.Generator().manual_seed(seed))
+    return points[:n], points[n:]
+
+
+def _whiten(x: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+    shift, scale = N.fit_absolute("whiten", anchors)
+    return N.apply_absolute("whiten", x, shift, scale, N.fit_whitening(anchors))
+
+
+def test_whiten_standardises_as_standard_does() -> None:
+    _, a = _space(20, 6)
+    for got, expected in zip(
+        N.fit_absolute("whiten", a), N.fit_absolute("standard", a), strict=True
+    ):
+        assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize(("k", "d"), [(40, 6), (7, 6), (6, 6), (4, 9), (2, 5)])
+def test_whitening_matches_numpy(k: int, d: int) -> None:
+    _, a = _space(k, d, seed=k + d)
+    w = N.fit_whitening(a)
+    assert w.shape == (d, d) and w.dtype == torch.float64
+    torch.testing.assert_close(w, w.T, rtol=0, atol=0)
+    np.testing.assert_allclose(w.numpy(), ref_whitening(a.numpy()), rtol=1e-8, atol=1e-9)
+
+
+def test_an_exact_whitening_gives_the_anchors_identity_covariance() -> None:
+    _, a = _space(60, 6)
+    assert N.whitening_is_exact(a)
+    white = _whiten(a, a)
+    torch.testing.assert_close(
+        white.mean(0), torch.zeros(6, dtype=torch.float64), atol=1e-12, rtol=0
+    )
+    cov = white.T @ white / a.shape[0]
+    torch.testing.assert_close(cov, torch.eye(6, dtype=torch.float64), atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize(("k", "d"), [(4, 9), (6, 6), (3, 12)])
+def test_with_few_anchors_the_floor_removes_what_they_do_not_span(k: int, d: int) -> None:
+    """K <= D: the anchors span K - 1 directions; W keeps those (damped where their variance is
+    below the floor) and sends the others to 0, instead of amplifying them."""
+    x, a = _space(k, d, seed=1)
+    assert not N.whitening_is_exact(a)
+    w = N.fit_whitening(a)
+    assert float(torch.linalg.eigvalsh(w).max()) <= 100.0
+    assert int((torch.linalg.eigvalsh(w).abs() > 1e-12).sum()) == k - 1
+    # a standardised sample orthogonal to the standardised anchors is removed entirely
+    shift, scale = N.fit_absolute("whiten", a)
+    units = (a - shift) / scale
+    outside = torch.linalg.svd(units).Vh[k - 1 :]  # orthogonal to every standardised anchor
+    assert float(_whiten((shift + outside[0] * scale)[None], a).abs().max()) < 1e-12
+    # the whitened anchors' covariance has eigenvalue 1 in the directions whose correlation
+    # eigenvalue is at or above the floor, less than 1 in the damped ones, 0 outside the span
+    correlation_eigenvalues = torch.linalg.eigvalsh(units.T @ units / k)
+    white = _whiten(a, a)
+    cov_eigenvalues = torch.linalg.eigvalsh(white.T @ white / k)
+    assert float(cov_eigenvalues.max()) <= 1.0 + 1e-9
+    exact = int((correlation_eigenvalues >= N.WHITENING_FLOOR).sum())
+    assert int(((cov_eigenvalues - 1).abs() < 1e-9).sum()) == exact
+    assert int((cov_eigenvalues > 1e-12).sum()) == k - 1
+    assert torch.isfinite(_whiten(x, a)).all()
+
+
+def test_the_floor_damps_small_eigenvalues_continuously() -> None:
+    """f(l) = l^(-1/2) at or above the floor, (l / floor)^2 / sqrt(floor) below: continuous at
+    the floor (100 on both sides), at most 100, increasing below the floor, 0 at 0."""
+    floor = N.WHITENING_FLOOR
+    f = N._damped_inverse_sqrt
+    sides = f(torch.tensor([floor * (1 - 1e-9), floor, floor * (1 + 1e-9)], dtype=torch.float64))
+    torch.testing.assert_close(sides, torch.full((3,), 100.0, dtype=torch.float64))
+    grid = torch.linspace(0.0, 4 * floor, 401, dtype=torch.float64)
+    values = f(grid)
+    assert float(values[0]) == 0.0 and float(values.max()) <= 100.0 + 1e-9
+    assert bool((values[:100].diff() > 0).all()) and bool((values[101:].diff() < 0).all())
+    torch.testing.assert_close(values[100:], grid[100:].rsqrt())
+
+
+def test_nearly_collinear_features_are_damped_not_amplified() -> None:
+    """A correlation eigenvalue of about 1e-8: ZCA would multiply that direction by 1e4."""
+    g = torch.Generator().manual_seed(3)
+    base = torch.randn(500, 3, generator=g, dtype=torch.float64)
+    twin = base[:, :1] + 1e-4 * torch.randn(500, 1, generator=g, dtype=torch.float64)
+    a = torch.cat([base, twin], dim=1)
+    assert not N.whitening_is_exact(a)
+    w = N.fit_whitening(a)
+    assert float(torch.linalg.eigvalsh(w).max()) <= 100.0
+    assert float(torch.linalg.eigvalsh(w).min()) < 1e-2
+    np.testing.assert_allclose(w.numpy(), ref_whitening(a.numpy()), rtol=1e-8, atol=1e-9)
+
+
+@pytest.mark.parametrize("kind", TRANSFORMATIONS)
+@pytest.mark.parametrize("k", [40, 5])
+def test_whitening_maps_each_class_as_declared(kind: str, k: int) -> None:
+    """n(T z) = n(z) R: R = I for the invariances, R = T's own matrix for signed permutations,
+    R orthogonal for rotations and affine maps when the whitening is exact (K = 40 > D = 6);
+    with K = 5 <= D those two are not linear maps of n(z) at all."""
+    x, a = _space(k, 6, seed=4)
+    t = random_transformation(kind, 6, generator=torch.Generator().manual_seed(5))
+    points = torch.cat([x, a])
+    before, after = _whiten(points, a), _whiten(t(points), t(a))
+    whiten = N.ABSOLUTE["whiten"]
+    if kind in whiten.invariances:
+        torch.testing.assert_close(after, before, atol=1e-9, rtol=0)
+        return
+    if kind in ("permutation", "sign_flip"):
+        torch.testing.assert_close(after, before @ t.weight, atol=1e-9, rtol=0)
+        return
+    assert whiten.equivariances[kind] == "orthogonal" and kind in whiten.exact_only
+    r = torch.linalg.lstsq(before, after).solution
+    if k == 40:
+        torch.testing.assert_close(before @ r, after, atol=1e-9, rtol=0)
+        torch.testing.assert_close(r.T @ r, torch.eye(6, dtype=torch.float64), atol=1e-9, rtol=0)
+    else:
+        residual = float(torch.linalg.norm(before @ r - after) / torch.linalg.norm(after))
+        assert residual > 1e-3
+
+
+def test_whitening_is_exact() -> None:
+    _, a = _space(60, 6)
+    assert N.whitening_is_exact(a)
+    assert not N.whitening_is_exact(a[:6])  # K = D
+    assert not N.whitening_is_exact(a[:3])
+    constant = a.clone()
+    constant[:, 2] = 1.5
+    assert not N.whitening_is_exact(constant)
+    assert N.whitening_is_exact(a.clone().requires_grad_())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_whiten_leaves_a_constant_feature_out_with_a_warning(dtype: torch.dtype) -> None:
+    x, a = _space(40, 5, seed=6)
+    x, a = x.to(dtype), a.to(dtype)
+    a[:, 1] = 0.1
+    with pytest.warns(UserWarning, match=r"1 constant feature\(s\).*'whiten'.*leaves them out"):
+        shift, scale = N.fit_absolute("whiten", a)
+    assert scale[1] == 1.0
+    w = N.fit_whitening(a)
+    assert w.dtype == dtype and torch.isfinite(w).all()
+    assert torch.equal(w[1], torch.zeros(5, dtype=dtype)) and torch.equal(w[:, 1], w[1])
+    white = N.apply_absolute("whiten", x, shift, scale, w)
+    assert torch.isfinite(white).all() and torch.equal(white[:, 1], torch.zeros(30, dtype=dtype))
+    # the other features are whitened as they are without the constant one
+    others = [0, 2, 3, 4]
+    torch.testing.assert_close(white[:, others], _whiten(x[:, others], a[:, others]))
+
+
+def test_whiten_on_one_anchor_is_finite() -> None:
+    """One anchor: every feature is constant and left out, every sample maps to 0."""
+    x, a = _space(1, 4)
+    with pytest.warns(UserWarning, match="constant feature"):
+        out = lb.relative_projection(x, a, "euclidean", "whiten")
+    assert torch.equal(out, torch.zeros(30, 1, dtype=torch.float64))
+
+
+@pytest.mark.parametrize(("k", "d"), [(8, 3), (3, 5)])
+def test_whiten_gradcheck(k: int, d: int) -> None:
+    """Exact (K > D), and with repeated zero eigenvalues (K <= D)."""
+    x, a = _space(k, d, seed=8, n=3)
+    fn = lambda x, a: lb.relative_projection(x, a, "euclidean", "whiten")  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x.clone().requires_grad_(), a.clone().requires_grad_()))
+    leaf = a.clone().requires_grad_()
+    (grad,) = torch.autograd.grad(N.fit_whitening(leaf).pow(2).sum(), leaf)
+    assert torch.isfinite(grad).all() and float(grad.abs().max()) > 0
+
+
+@pytest.mark.parametrize("k", [-130, -60, 60, 120])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_whiten_is_fitted_without_overflow(dtype: torch.dtype, k: int) -> None:
+    """The statistics are computed in units of a power of two per column: scaling the inputs by
+    2^k (exact) leaves the output unchanged, from denormal float32 inputs to 2^120."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randint(-64, 65, (7, 4), generator=g).double() / 16
+    a = torch.randint(-64, 65, (9, 4), generator=g).double() / 16
+    out = lb.relative_projection((x * 2.0**k).to(dtype), (a * 2.0**k).to(dtype), "cosine", "whiten")
+    ref = lb.relative_projection(x.to(dtype), a.to(dtype), "cosine", "whiten")
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(out, ref, rtol=tol, atol=tol)
+
+
+def test_whiten_keeps_columns_of_very_different_magnitudes() -> None:
+    x, a = _space(30, 3, seed=9)
+    col = torch.tensor([2.0**100, 2.0**-100, 1.0], dtype=torch.float64)
+    out = lb.relative_projection((x * col).float(), (a * col).float(), "euclidean", "whiten")
+    ref = lb.relative_projection(x, a, "euclidean", "whiten")
+    torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_float32_whitening_is_computed_in_float64() -> None:
+    _, a = _space(30, 5, seed=10)
+    w32 = N.fit_whitening(a.float())
+    assert w32.dtype == torch.float32
+    torch.testing.assert_close(
+        w32.double(), N.fit_whitening(a.float().double()), rtol=1e-6, atol=1e-6
+    )
+
+
+def test_apply_whiten_needs_its_matrix() -> None:
+    x, a = _space(20, 4)
+    shift, scale = N.fit_absolute("whiten", a)
+    with pytest.raises(
+        ValueError, match=r"^whitening must be the \(4, 4\) matrix of fit_whitening.*got None"
+    ):
+        N.apply_absolute("whiten", x, shift, scale)
+    with pytest.raises(ValueError, match=r"got shape \(3, 3\)"):
+        N.apply_absolute("whiten", x, shift, scale, torch.eye(3, dtype=torch.float64))
+    # the other normalisations take no matrix
+    assert torch.equal(N.apply_absolute("standard", x, shift, scale), (x - shift) / scale)
+
+
 # --------------------------------------------------------------------------- name look-ups
 
 
 def test_registries() -> None:
-    assert list(N.ABSOLUTE) == ["none", "center", "standard", "l2"]
+    assert list(N.ABSOLUTE) == ["none", "center", "standard", "l2", "whiten"]
     assert list(N.RELATIVE) == ["none", "l2", "standardize"]
     assert not N.RELATIVE["none"].removes_scale
     assert N.RELATIVE["l2"].removes_scale and N.RELATIVE["standardize"].removes_scale
@@ -286,13 +505,29 @@ def test_registries() -> None:
         assert N.get_absolute(name) is norm
         assert set(norm.invariances) <= set(TRANSFORMATIONS)
         assert set(norm.equivariances) <= set(TRANSFORMATIONS)
+        assert set(norm.equivariances.values()) <= set(TRANSFORMATIONS)
+        assert not set(norm.invariances) & set(norm.equivariances)
+        assert norm.exact_only <= set(norm.equivariances)
+        assert norm.whitens == (name == "whiten") and bool(norm.exact_only) == norm.whitens
+        hash(norm)
+    whiten = N.ABSOLUTE["whiten"]
+    assert whiten.invariances == N.ABSOLUTE["standard"].invariances
+    assert dict(whiten.equivariances) == {
+        "permutation": "permutation",
+        "sign_flip": "sign_flip",
+        "orthogonal": "orthogonal",
+        "affine": "orthogonal",
+    }
+    assert whiten.exact_only == {"orthogonal", "affine"}
+    for name in ("none", "center", "standard", "l2"):
+        assert all(k == v for k, v in N.ABSOLUTE[name].equivariances.items())
     for name, norm in N.RELATIVE.items():
         assert N.get_relative(name) is norm
 
 
 @pytest.mark.parametrize("bad", ["minmax", "", "Center", None, 3])
 def test_get_absolute_names_the_argument(bad: object) -> None:
-    options = re.escape("['none', 'center', 'standard', 'l2']")
+    options = re.escape("['none', 'center', 'standard', 'l2', 'whiten']")
     with pytest.raises(
         ValueError, match=rf"^normalization must be one of {options}, got {re.escape(repr(bad))}$"
     ):
@@ -324,14 +559,16 @@ def test_apply_relative() -> None:
 
 # --------------------------------------------------------------------------- effective invariances
 
-ORTH, ISO, TRANS, PERM, SIGN, DIAG = (
+ORTH, ISO, TRANS, PERM, SIGN, DIAG, AFF = (
     "orthogonal",
     "isotropic_scaling",
     "translation",
     "permutation",
     "sign_flip",
     "diagonal_scaling",
+    "affine",
 )
+EVERY = {ORTH, ISO, TRANS, PERM, SIGN, DIAG, AFF}
 
 HAND_WORKED = [
     ("dot", "center", "l2", {ORTH, PERM, SIGN, TRANS, ISO}),
@@ -353,6 +590,19 @@ HAND_WORKED = [
     ("test_shifted_dot", "none", "standardize", set()),
     ("test_shifted_dot", "center", "none", {TRANS}),
     ("test_shifted_dot", "standard", "l2", {TRANS, ISO, DIAG}),
+    # whiten maps an affine map (and a rotation) to a rotation when exact, a signed permutation
+    # to itself, and removes translations and scalings
+    ("cosine", "whiten", "none", EVERY),
+    ("euclidean", "whiten", "none", EVERY),
+    ("dot", "whiten", "none", EVERY),
+    ("angular", "whiten", "standardize", EVERY),
+    ("rbf", "whiten", "l2", EVERY),
+    ("test_sqeuclidean", "whiten", "none", EVERY),
+    ("l1", "whiten", "none", {TRANS, ISO, DIAG, PERM, SIGN}),
+    ("linf", "whiten", "standardize", {TRANS, ISO, DIAG, PERM, SIGN}),
+    ("test_shifted_dot", "whiten", "none", {TRANS, ISO, DIAG}),
+    # center maps an affine map to its linear part: no built-in projection is invariant to it
+    ("cosine", "center", "none", {TRANS, ORTH, PERM, SIGN, ISO}),
 ]
 
 
@@ -363,6 +613,24 @@ def test_effective_invariances_hand_worked(
     got = effective_invariances(projection, norm, rel)
     assert isinstance(got, frozenset)
     assert got == expected
+
+
+def test_exact_whitening_false_leaves_out_what_needs_an_exact_whitening() -> None:
+    for projection in ("cosine", "euclidean", "dot", "angular", "rbf"):
+        assert effective_invariances(projection, "whiten", exact_whitening=False) == {
+            TRANS,
+            ISO,
+            DIAG,
+            PERM,
+            SIGN,
+        }
+    assert effective_invariances("l1", "whiten", exact_whitening=False) == effective_invariances(
+        "l1", "whiten"
+    )
+    for norm in ("none", "center", "standard", "l2"):
+        assert effective_invariances("cosine", norm, exact_whitening=False) == (
+            effective_invariances("cosine", norm)
+        )
 
 
 def test_effective_invariances_defaults_and_errors() -> None:

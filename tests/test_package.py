@@ -48,4 +48,5 @@ def test_public_api() -> None:
         "permutation",
         "sign_flip",
         "diagonal_scaling",
+        "affine",
     )

@@ -80,6 +80,18 @@ def ref_projection(name: str, x: np.ndarray, anchors: np.ndarray) -> np.ndarray:
     return out
 
 
+def ref_whitening(anchors: np.ndarray, floor: float = 1e-4) -> np.ndarray:
+    """numpy reference of the whiten matrix: V f(L) V^T from numpy's eigh of the standardised
+    anchors' correlation matrix, f(l) = l^(-1/2) at or above the floor, (l / floor)^2 / sqrt(floor)
+    below it."""
+    std = anchors.std(axis=0)
+    u = np.where(std > 0, (anchors - anchors.mean(axis=0)) / np.where(std > 0, std, 1.0), 0.0)
+    values, vectors = np.linalg.eigh(u.T @ u / len(anchors))
+    damped = (values / floor) ** 2 / np.sqrt(floor)
+    f = np.where(values >= floor, 1.0 / np.sqrt(np.maximum(values, floor)), damped)
+    return (vectors * f) @ vectors.T
+
+
 def ref_pipeline(x: np.ndarray, anchors: np.ndarray, name: str, norm: str, rel: str) -> np.ndarray:
     """numpy reference of relative_norm(projection(norm(x), norm(anchors))), stats on anchors."""
     if norm == "none":
@@ -93,6 +105,9 @@ def ref_pipeline(x: np.ndarray, anchors: np.ndarray, name: str, norm: str, rel: 
     elif norm == "l2":
         xn = x / np.linalg.norm(x, axis=1, keepdims=True)
         an = anchors / np.linalg.norm(anchors, axis=1, keepdims=True)
+    elif norm == "whiten":
+        mean, std, w = anchors.mean(axis=0), anchors.std(axis=0), ref_whitening(anchors)
+        xn, an = (x - mean) / std @ w, (anchors - mean) / std @ w
     else:  # pragma: no cover
         raise AssertionError(norm)
     r = ref_projection(name, xn, an)
@@ -493,7 +508,7 @@ def test_unknown_names_list_the_options() -> None:
     with pytest.raises(
         ValueError,
         match=re.escape(
-            "normalization must be one of ['none', 'center', 'standard', 'l2'], got 'std'"
+            "normalization must be one of ['none', 'center', 'standard', 'l2', 'whiten'], got 'std'"
         ),
     ) as info:
         rp(x, anchors, "cosine", "std")

@@ -29,9 +29,12 @@ def invariance_table(
 ) -> str:
     """The projection x transformation table generated from the registry, as markdown.
 
-    ``✓`` marks a declared invariance, ``·`` its absence. With ``verify``, each cell also shows
-    the worst relative change measured by :func:`latentbridge.analysis.verify_invariances`, and a
-    ``!`` flags a declaration the measurement contradicts.
+    ``✓`` marks a declared invariance, ``·`` its absence; ``✓*`` one that holds when the
+    whitening is exact (``whiten`` with K > D anchors whose correlation matrix is well
+    conditioned, see :func:`latentbridge.normalization.whitening_is_exact`). With ``verify``,
+    each cell also shows the worst relative change measured by
+    :func:`latentbridge.analysis.verify_invariances`, and a ``!`` flags a declaration the
+    measurement contradicts.
     """
     from . import projections
     from .normalization import ABSOLUTE, RELATIVE
@@ -50,13 +53,14 @@ def invariance_table(
     checks = None
     for p, n, r in configs:
         declared = projections.effective_invariances(p, n, r)
+        unconditional = projections.effective_invariances(p, n, r, exact_whitening=False)
         if verify:
             from .analysis import verify_invariances
 
             checks = verify_invariances(p, n, r)
         cells = [p] + ([n, r] if show_norms else [])
         for kind in TRANSFORMATIONS:
-            cell = _MARK[kind in declared]
+            cell = _MARK[kind in declared] + ("*" if kind in declared - unconditional else "")
             if checks is not None:
                 check = checks[kind]
                 cell += f" {check.error:.0e}" + ("" if check.consistent else " !")
@@ -66,14 +70,18 @@ def invariance_table(
 
 
 def _cmd_invariances(args: argparse.Namespace) -> int:
-    print(
-        invariance_table(
-            args.normalization,
-            args.relative_normalization,
-            every_normalization=args.all,
-            verify=args.verify,
-        )
+    table = invariance_table(
+        args.normalization,
+        args.relative_normalization,
+        every_normalization=args.all,
+        verify=args.verify,
     )
+    print(table)
+    if "✓*" in table:
+        print(
+            "\n✓*: holds when the whitening is exact (K > D anchors with a well-conditioned "
+            "correlation matrix, see latentbridge.normalization.whitening_is_exact)"
+        )
     if args.verify:
         print(
             "\ncells: declared invariance (✓) or not (·), then the worst relative change of the "

@@ -127,6 +127,8 @@ class RelativeProjection(nn.Module):
         self.register_buffer("anchors", torch.empty(0, 0))
         self.register_buffer("shift", torch.empty(0))
         self.register_buffer("scale", torch.empty(0))
+        # The (D, D) matrix of a whitening normalisation (fit_whitening), empty otherwise.
+        self.register_buffer("whitening", torch.empty(0, 0))
         if anchors is not None:
             self.fit(anchors)
 
@@ -175,6 +177,8 @@ class RelativeProjection(nn.Module):
         self.anchors = anchors
         self.shift = shift
         self.scale = scale
+        if _norm.get_absolute(self.normalization).whitens:
+            self.whitening = _norm.fit_whitening(anchors)
 
     def with_anchors(self: _Self, anchors: ArrayLike) -> _Self:
         """A copy of this module fitted on ``anchors``: the zero-shot stitched module."""
@@ -211,6 +215,7 @@ class RelativeProjection(nn.Module):
                 self.relative_normalization,
                 self.shift.to(dtype),
                 self.scale.to(dtype),
+                self.whitening.to(dtype) if self.whitening.numel() else None,
                 scale_free=scale_free,
             )
         else:
@@ -238,8 +243,11 @@ class RelativeProjection(nn.Module):
         unexpected_keys: list[str],
         error_msgs: list[str],
     ) -> None:
+        # A state saved before the whitening buffer existed holds no whitening (none was used).
+        if prefix + "anchors" in state_dict and prefix + "whitening" not in state_dict:
+            state_dict[prefix + "whitening"] = torch.empty(0, 0)
         # The buffers' shapes depend on the anchors: adopt the incoming shapes before copying.
-        for name in ("anchors", "shift", "scale"):
+        for name in ("anchors", "shift", "scale", "whitening"):
             incoming = state_dict.get(prefix + name)
             if isinstance(incoming, Tensor):
                 current: Tensor = getattr(self, name)

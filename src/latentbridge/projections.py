@@ -19,7 +19,9 @@ name           d(z, a)                                     invariant to
                squared distance between distinct anchors   isotropic_scaling
 =============  ==========================================  =====================================
 
-``orthogonal`` implies ``permutation`` and ``sign_flip``. Each projection also declares
+``orthogonal`` implies ``permutation`` and ``sign_flip``; no projection is invariant to ``affine``
+on its own, but cosine, euclidean, dot, angular and rbf become so after the ``whiten``
+normalisation (:func:`effective_invariances`). Each projection also declares
 ``scaled_by``: classes under which ``r`` is multiplied by a positive constant (euclidean, l1 and
 linf grow linearly with an isotropic scaling, dot quadratically), which a scale-removing relative
 normalisation turns into invariances. Distances are computed from coordinate differences, not
@@ -46,7 +48,7 @@ from ._validation import (
     compute_dtype,
     warn_duplicates,
 )
-from .transformations import TRANSFORMATIONS, closure, validate_classes
+from .transformations import closure, validate_classes
 
 __all__ = [
     "PAPER_PRODUCT",
@@ -192,25 +194,36 @@ def effective_invariances(
     projection: str,
     normalization: str = "none",
     relative_normalization: str = "none",
+    *,
+    exact_whitening: bool = True,
 ) -> frozenset[str]:
     """Transformation classes the configured projection is invariant to.
 
     The configuration computes ``relative_norm(projection(norm(x), norm(anchors)))``.
 
     A class ``T`` is an invariance when the absolute normalisation is invariant to it, or when
-    the normalisation commutes with it and either the projection is invariant to it or the
-    projection is rescaled by it and the relative normalisation removes a positive scale.
+    the normalisation maps it to a class ``T'`` (``n(T z) = T'(n(z))``, see
+    :attr:`latentbridge.normalization.AbsoluteNormalization.equivariances`) and either the
+    projection is invariant to ``T'`` or the projection is rescaled by ``T'`` and the relative
+    normalisation removes a positive scale. The result is closed under the subgroup relations
+    of :func:`latentbridge.transformations.closure`.
+
+    ``whiten`` turns orthogonal and affine maps into orthogonal ones only when its whitening is
+    exact for the anchors of both spaces (K > D, well conditioned:
+    :func:`latentbridge.normalization.whitening_is_exact`); these invariances are included by
+    default, and left out with ``exact_whitening=False``, which gives the invariances that hold
+    for any anchors.
     """
     proj = get(projection)
     absolute = _norm.get_absolute(normalization)
     relative = _norm.get_relative(relative_normalization)
     result = set(absolute.invariances)
-    for kind in TRANSFORMATIONS:
-        if kind not in absolute.equivariances:
+    for kind, image in absolute.equivariances.items():
+        if kind in absolute.exact_only and not exact_whitening:
             continue
-        if kind in proj.invariances or (relative.removes_scale and kind in proj.scaled_by):
+        if image in proj.invariances or (relative.removes_scale and image in proj.scaled_by):
             result.add(kind)
-    return frozenset(result)
+    return closure(result)
 
 
 # --------------------------------------------------------------------------------------------
@@ -361,10 +374,13 @@ def project(
     relative_normalization: str,
     shift: Tensor | None = None,
     scale: Tensor | None = None,
+    whitening: Tensor | None = None,
     *,
     scale_free: bool = False,
 ) -> Tensor:
-    """The projection pipeline on validated tensors; statistics fitted on ``anchors`` if absent.
+    """The projection pipeline on validated tensors; statistics fitted on ``anchors`` if absent
+    (``shift``/``scale`` of :func:`latentbridge.normalization.fit_absolute`, and ``whitening``
+    of :func:`latentbridge.normalization.fit_whitening` for a normalisation that whitens).
 
     With ``scale_free``, a projection invariant to or rescaled by ``isotropic_scaling`` runs on
     the normalised inputs divided by a power of two near their magnitude (exact): the result is
@@ -374,8 +390,10 @@ def project(
     """
     if shift is None or scale is None:
         shift, scale = _norm.fit_absolute(normalization, anchors)
-    x_n = _norm.apply_absolute(normalization, x, shift, scale)
-    a_n = _norm.apply_absolute(normalization, anchors, shift, scale)
+    if whitening is None and _norm.get_absolute(normalization).whitens:
+        whitening = _norm.fit_whitening(anchors)
+    x_n = _norm.apply_absolute(normalization, x, shift, scale, whitening)
+    a_n = _norm.apply_absolute(normalization, anchors, shift, scale, whitening)
     proj = get(projection)
     if scale_free and "isotropic_scaling" in proj.invariances | proj.scaled_by:
         unit = pow2_floor(max_abs(x_n, a_n))
@@ -422,7 +440,8 @@ def relative_projection(
         projection: a name from :func:`available` (``cosine``, ``euclidean``, ``l1``, ``linf``,
             ``dot``, ``angular``, ``rbf`` or a registered one).
         normalization: absolute-space normalisation fitted on ``anchors``: ``none``, ``center``,
-            ``standard`` or ``l2``.
+            ``standard``, ``l2`` or ``whiten`` (see :mod:`latentbridge.normalization`; its
+            affine invariance needs more anchors than dimensions, K > D).
         relative_normalization: ``none``, ``l2`` or ``standardize`` (across the K coordinates).
 
     Returns:

@@ -14,10 +14,13 @@ name                  members                                      weight / bias
 ``permutation``       reorderings of the coordinates (units)       permutation matrix ``P``
 ``sign_flip``         per-coordinate sign changes                  ``diag(s)``, ``s in {-1, 1}``
 ``diagonal_scaling``  a positive factor per coordinate             ``diag(s)``, ``s > 0``
+``affine``            every invertible linear map plus a shift     ``A`` with ``det A != 0``,
+                                                                   ``t``
 ====================  ==========================================  ===========================
 
-``permutation`` and ``sign_flip`` are subgroups of ``orthogonal``: an invariance to
-``orthogonal`` implies both (:func:`closure`).
+The classes are ordered by inclusion (:func:`closure`): ``permutation`` and ``sign_flip`` are
+subgroups of ``orthogonal``, ``isotropic_scaling`` is one of ``diagonal_scaling``, and ``affine``
+contains every other class. An invariance to a class implies the invariance to its subgroups.
 """
 
 from __future__ import annotations
@@ -45,11 +48,14 @@ TRANSFORMATIONS: tuple[str, ...] = (
     "permutation",
     "sign_flip",
     "diagonal_scaling",
+    "affine",
 )
 
 # Subgroup relations: invariance to the key implies invariance to each value.
 _IMPLIES: dict[str, frozenset[str]] = {
     "orthogonal": frozenset({"permutation", "sign_flip"}),
+    "diagonal_scaling": frozenset({"isotropic_scaling"}),
+    "affine": frozenset(TRANSFORMATIONS) - {"affine"},
 }
 
 
@@ -71,10 +77,15 @@ def validate_classes(classes: Iterable[str], argument: str) -> frozenset[str]:
 
 
 def closure(classes: Iterable[str]) -> frozenset[str]:
-    """Add every class implied by the given ones (``orthogonal`` implies its subgroups)."""
+    """Add every subgroup of the given classes: ``orthogonal`` implies ``permutation`` and
+    ``sign_flip``, ``diagonal_scaling`` implies ``isotropic_scaling``, ``affine`` implies every
+    other class."""
     names = set(classes)
-    for name in list(names):
-        names |= _IMPLIES.get(name, frozenset())
+    pending = list(names)
+    while pending:
+        for implied in _IMPLIES.get(pending.pop(), frozenset()) - names:
+            names.add(implied)
+            pending.append(implied)
     return frozenset(names)
 
 
@@ -113,6 +124,22 @@ def _log_uniform(generator: torch.Generator, low: float, high: float, size: int)
     return torch.exp(math.log(low) + u * (math.log(high) - math.log(low)))
 
 
+def _haar(dim: int, generator: torch.Generator) -> Tensor:
+    """A Haar-distributed orthogonal matrix: QR of a Gaussian matrix, with the sign correction."""
+    g = torch.randn(dim, dim, generator=generator, dtype=torch.float64)
+    q, r = torch.linalg.qr(g)
+    return q * torch.sign(torch.diagonal(r))
+
+
+def _spread_factors(generator: torch.Generator, low: float, high: float, size: int) -> Tensor:
+    """Log-uniform factors in ``[low, high]``, redrawn until the largest is at least twice the
+    smallest."""
+    while True:
+        s = _log_uniform(generator, low, high, size)
+        if float(s.max() / s.min()) >= 2.0:
+            return s
+
+
 def random_transformation(
     kind: str,
     dim: int,
@@ -131,7 +158,10 @@ def random_transformation(
     - ``permutation``: uniform over the permutations other than the identity;
     - ``sign_flip``: independent signs, at least one of them negative;
     - ``diagonal_scaling``: factors log-uniform in [1/4, 4], the largest at least twice the
-      smallest.
+      smallest;
+    - ``affine``: ``Q1 diag(s) Q2`` with ``Q1``, ``Q2`` Haar-distributed and ``s`` log-uniform
+      in [1/2, 2], the largest at least twice the smallest (a condition number in [2, 4], so
+      neither orthogonal nor close to singular), plus a translation as for ``translation``.
 
     Returns an :class:`AffineMap` in float64 on the CPU; it casts itself to its input.
     """
@@ -144,10 +174,7 @@ def random_transformation(
     eye = torch.eye(dim, dtype=torch.float64)
     zero = torch.zeros(dim, dtype=torch.float64)
     if kind == "orthogonal":
-        g = torch.randn(dim, dim, generator=generator, dtype=torch.float64)
-        q, r = torch.linalg.qr(g)
-        q = q * torch.sign(torch.diagonal(r))
-        return AffineMap(kind, q, zero)
+        return AffineMap(kind, _haar(dim, generator), zero)
     if kind == "isotropic_scaling":
         c = float(_log_uniform(generator, 2.0, 5.0, 1))
         if torch.rand(1, generator=generator).item() < 0.5:
@@ -167,9 +194,10 @@ def random_transformation(
         if bool((signs > 0).all()):
             signs[torch.randint(dim, (1,), generator=generator)] = -1.0
         return AffineMap(kind, torch.diag(signs.to(torch.float64)), zero)
-    # diagonal_scaling
-    while True:
-        s = _log_uniform(generator, 0.25, 4.0, dim)
-        if float(s.max() / s.min()) >= 2.0:
-            break
-    return AffineMap(kind, torch.diag(s), zero)
+    if kind == "diagonal_scaling":
+        return AffineMap(kind, torch.diag(_spread_factors(generator, 0.25, 4.0, dim)), zero)
+    # affine
+    left, right = _haar(dim, generator), _haar(dim, generator)
+    singular = _spread_factors(generator, 0.5, 2.0, dim)
+    t = translation_scale * torch.randn(dim, generator=generator, dtype=torch.float64)
+    return AffineMap(kind, (left * singular) @ right, t)
