@@ -74,9 +74,16 @@ def test_tiny_run_end_to_end_through_the_cli(
     heatmaps = sorted(p.name for p in (out / "heatmaps").iterdir())
     assert len(heatmaps) == 5  # absolute, three projections, the product
     res = _results(out / "results.csv")
-    # 3 encoders x 3 encoders x 5 variants x 1 seed x 2 metrics
-    assert len(res) == 3 * 3 * 5 * 2
+    # 3 encoders x 3 encoders x 5 variants x 1 seed x 2 metrics, and the anchor consistency of
+    # the 3 x 2 stitched pairs
+    assert len(res) == 3 * 3 * 5 * 2 + 3 * 2 * 5
     acc = {k[:3]: float(v) for k, v in res.items() if k[3] == "accuracy"}
+    consistency = {k[:3]: float(v) for k, v in res.items() if k[3] == "anchor_consistency"}
+    assert {(a, b) for a, b, _ in consistency} == {(a, b) for a, b, _ in acc if a != b}
+    assert all(0.0 <= v <= 1.0 for v in consistency.values())
+    # Under an invariance the stitched head sees the same anchors: full agreement.
+    assert consistency[("identity", "orthogonal", "euclidean")] == 1.0
+    assert consistency[("identity", "orthogonal", "absolute")] < 1.0
     # Euclidean is invariant to rotations and translations: stitching changes nothing.
     for b in ("orthogonal", "translation"):
         assert acc[("identity", b, "euclidean")] == pytest.approx(
@@ -117,7 +124,8 @@ def test_resume_recomputes_nothing_that_finished(
     with pytest.raises(KeyboardInterrupt):
         runner.run(config, out, progress=False, report=False)
     finished = _results(out / "results.csv")
-    assert len(finished) == 4 * 3 * 2  # four finished cells, each 3 test encoders x 2 metrics
+    # four finished cells, each 3 test encoders x 2 metrics and 2 stitched anchor consistencies
+    assert len(finished) == 4 * (3 * 2 + 2)
     done = list(calls[:4])
     calls.clear()
     interrupt = False

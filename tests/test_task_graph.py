@@ -193,10 +193,13 @@ def test_tiny_graph_run_end_to_end_through_the_cli(tmp_path: Path) -> None:
     for name in ("results.csv", "config.json"):
         assert (out / name).is_file(), name
     res = _results(out / "results.csv")
-    assert len(res) == len(VARIANTS) * len(MODELS) ** 2 * 2
+    stitched = len(MODELS) * (len(MODELS) - 1)
+    assert len(res) == len(VARIANTS) * (len(MODELS) ** 2 * 2 + stitched)
     assert {k[0] for k in res} == {k[1] for k in res} == set(MODELS)
     assert {k[2] for k in res} == set(VARIANTS)
-    assert {k[3] for k in res} == {"accuracy", "macro_f1"}
+    assert {k[3] for k in res} == {"accuracy", "macro_f1", "anchor_consistency"}
+    consistency = [k for k in res if k[3] == "anchor_consistency"]
+    assert all(k[0] != k[1] for k in consistency) and len(consistency) == len(VARIANTS) * stitched
     assert all(0.0 <= float(v) <= 1.0 for v in res.values())
     # every model classifies its own test nodes well above chance (1/3) on this easy SBM
     for variant in VARIANTS:

@@ -166,10 +166,14 @@ def test_bad_arguments_raise_naming_them() -> None:
 
 def test_tiny_run_end_to_end_through_the_cli(finished: Path) -> None:
     rows = _rows(finished / "results.csv")
-    assert len(rows) == len(VARIANTS) * len(MODELS) * len(MODELS) * 2
+    stitched = len(MODELS) * (len(MODELS) - 1)
+    assert len(rows) == len(VARIANTS) * (len(MODELS) * len(MODELS) * 2 + stitched)
     for variant in VARIANTS:
         for decoder in MODELS:
             for encoder in MODELS:
+                consistency = rows.get((decoder, encoder, variant, "anchor_consistency"))
+                assert (consistency is None) == (decoder == encoder)
+                assert consistency is None or 0.0 < float(consistency) <= 1.0
                 mse = float(rows[(decoder, encoder, variant, "mse")])
                 psnr = float(rows[(decoder, encoder, variant, "psnr")])
                 assert math.isfinite(mse) and math.isfinite(psnr) and 0 < mse < 1

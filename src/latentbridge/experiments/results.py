@@ -41,6 +41,8 @@ from .._files import remove_stale_temps, write_bytes_atomic
 
 __all__ = [
     "COLUMNS",
+    "CONSISTENCY",
+    "CONSISTENCY_METRIC",
     "RUN_SUBFOLDERS",
     "CellStore",
     "MetricInfo",
@@ -93,6 +95,13 @@ class MetricInfo:
     low: float = -math.inf
     high: float = math.inf
     higher_is_better: bool = True
+
+
+#: The label-free anchor consistency every task records for its stitched pairs
+#: (:mod:`latentbridge.stitching`): how far the stitched model agrees, on the parallel anchors,
+#: with the model it came from.
+CONSISTENCY = "anchor_consistency"
+CONSISTENCY_METRIC = MetricInfo(CONSISTENCY, "Anchor consistency", 0.0, 1.0)
 
 
 def format_value(value: float | None) -> str:

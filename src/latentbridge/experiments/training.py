@@ -16,7 +16,16 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-__all__ = ["accuracy", "fit", "macro_f1", "make_head", "predict", "seeded", "train_classifier"]
+__all__ = [
+    "accuracy",
+    "fit",
+    "logits",
+    "macro_f1",
+    "make_head",
+    "predict",
+    "seeded",
+    "train_classifier",
+]
 
 
 @contextlib.contextmanager
@@ -114,11 +123,14 @@ def train_classifier(
 
 
 @torch.no_grad()
+def logits(model: nn.Module, x: Tensor, batch_size: int = 4096) -> Tensor:
+    """The model's outputs on ``x``, in batches."""
+    return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
 def predict(model: nn.Module, x: Tensor, batch_size: int = 4096) -> Tensor:
     """Predicted class indices, in batches."""
-    return torch.cat(
-        [model(x[i : i + batch_size]).argmax(dim=1) for i in range(0, len(x), batch_size)]
-    )
+    return logits(model, x, batch_size).argmax(dim=1)
 
 
 @torch.no_grad()

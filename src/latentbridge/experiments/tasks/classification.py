@@ -37,8 +37,9 @@ from torch import Tensor, nn
 
 from ...alignment import Translator
 from ...modules import ProductProjection, RelativeProjection
+from ...stitching import prediction_agreement
 from ..config import DatasetConfig, RunConfig
-from ..results import ResultRow
+from ..results import CONSISTENCY, CONSISTENCY_METRIC, ResultRow
 from ..spaces import (
     Spaces,
     encoder_names,
@@ -48,17 +49,19 @@ from ..spaces import (
 )
 from ..tables import Section, stitching_section
 from ..task import Cell, MetricInfo, Plan, RunContext
-from ..training import macro_f1, make_head, predict, seeded, train_classifier
+from ..training import logits, macro_f1, make_head, predict, seeded, train_classifier
 from ..variants import Translation, Variant, build_layer, from_config
 
 __all__ = ["Classification"]
 
 Layer = RelativeProjection | ProductProjection | None
 
-#: Accuracy and macro-F1 of the predicted classes on the test split.
+#: Accuracy and macro-F1 of the predicted classes on the test split, and (stitched pairs only)
+#: the label-free anchor consistency of the stitched head.
 METRICS = (
     MetricInfo("accuracy", "Accuracy", 0.0, 1.0),
     MetricInfo("macro_f1", "Macro F1", 0.0, 1.0),
+    CONSISTENCY_METRIC,
 )
 
 
@@ -119,12 +122,20 @@ def _build_model(
     return layer, make_head(in_features, num_classes, hidden)
 
 
-def _test_inputs(
-    features: _Features, variant: Variant, layer: Layer, source: str, target: str
+def _stitched_inputs(
+    features: _Features,
+    variant: Variant,
+    layer: Layer,
+    source: str,
+    target: str,
+    split: str,
+    rows: Tensor | None = None,
 ) -> Tensor | None:
-    """``target``'s test inputs for a head trained on ``source``, or None where not applicable
-    (absolute latents of another dimension; a translation the anchors cannot determine)."""
-    x_test = features.inputs(variant, layer, target, "test")
+    """``target``'s inputs (``split``, the samples ``rows`` or all) for a head trained on
+    ``source``, or None where not applicable (absolute latents of another dimension; a
+    translation the anchors cannot determine)."""
+    x = features.inputs(variant, layer, target, split)
+    x = x if rows is None else x[rows]
     if isinstance(variant, Translation) and target != source:
         try:
             translator = Translator(estimator=variant.estimator).fit(
@@ -132,10 +143,23 @@ def _test_inputs(
             )
         except ValueError:
             return None  # e.g. fewer anchors than the map has parameters
-        return translator.transform(x_test).to(torch.float32)
-    if layer is None and x_test.shape[1] != features.absolute(source, "test").shape[1]:
+        return translator.transform(x).to(torch.float32)
+    if layer is None and x.shape[1] != features.absolute(source, split).shape[1]:
         return None  # different dimensions: absolute stitching is not applicable
-    return x_test
+    return x
+
+
+def _consistency(
+    features: _Features, variant: Variant, layer: Layer, model: nn.Module, source: str, target: str
+) -> float | None:
+    """The anchor consistency of the head trained on ``source`` stitched to ``target``:
+    :func:`latentbridge.stitching.prediction_agreement` of its outputs on the two spaces'
+    inputs of the anchors (for a translation, B's anchors translated into A's space)."""
+    b = _stitched_inputs(features, variant, layer, source, target, "train", features.idx)
+    if b is None:
+        return None
+    a = features.inputs(variant, layer, source, "train")[features.idx]
+    return prediction_agreement(logits(model, a), logits(model, b))
 
 
 def _cell_rows(
@@ -168,14 +192,16 @@ def _cell_rows(
     rows: list[ResultRow] = []
     for target in spaces.train:
         values: dict[str, float | None] = {m: None for m in config.metrics}
-        x_test = _test_inputs(features, variant, layer, source, target)
+        x_test = _stitched_inputs(features, variant, layer, source, target, "test")
         if x_test is not None:
             predicted = predict(model, x_test).numpy()
             if "accuracy" in values:
                 values["accuracy"] = float(np.mean(predicted == target_labels))
             if "macro_f1" in values:
                 values["macro_f1"] = macro_f1(predicted, target_labels, spaces.num_classes)
-        for metric in config.metrics:
+        if target != source:  # the label-free estimate of the stitched metrics above
+            values[CONSISTENCY] = _consistency(features, variant, layer, model, source, target)
+        for metric in values:
             rows.append(
                 ResultRow(
                     spaces.dataset, source, target, variant.name, seed, metric, values[metric]

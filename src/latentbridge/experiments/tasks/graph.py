@@ -52,9 +52,10 @@ from torch import Tensor, nn
 
 from ..._validation import check_positive_int
 from ...modules import ProductProjection, RelativeProjection
+from ...stitching import prediction_agreement
 from .. import results as cells
 from ..config import GRAPH_ARCHITECTURES, DatasetConfig, GraphConfig, RunConfig
-from ..results import CellStore, ResultRow
+from ..results import CONSISTENCY, CONSISTENCY_METRIC, CellStore, ResultRow
 from ..spaces import select_anchor_indices
 from ..tables import Section, stitching_section
 from ..task import Cell, MetricInfo, Plan, RunContext
@@ -486,21 +487,29 @@ def _cell_rows(
     """Rows of one cell: ``head_name``'s head under the encoder of every model."""
     head_model = variant_models.models[head_name]
     target = graph.labels[graph.test_mask].numpy()
+    embeddings = variant_models.embeddings
+    with torch.no_grad():  # the head's predictions on the anchor nodes, from its own GNN
+        own = head_model.decode(embeddings[head_name], anchor_idx, anchor_idx)
     rows: list[ResultRow] = []
-    for encoder_name, z in variant_models.embeddings.items():
+    for encoder_name, z in embeddings.items():
         with torch.no_grad():
             logits = head_model.decode(z, anchor_idx, graph.test_mask)
+            stitched = head_model.decode(z, anchor_idx, anchor_idx)
         predicted = logits.argmax(dim=1).numpy()
-        values = {
+        values: dict[str, float | None] = {
             "accuracy": float(np.mean(predicted == target)) if target.size else 0.0,
             "macro_f1": macro_f1(predicted, target, graph.num_classes),
         }
         for metric in metrics:
             if metric not in values:
                 raise ValueError(f"metric {metric!r} is not one of {sorted(values)}")
-            rows.append(
-                ResultRow(dataset, head_name, encoder_name, variant, seed, metric, values[metric])
-            )
+        chosen = {m: values[m] for m in metrics}
+        if encoder_name != head_name:  # the label-free estimate, on the anchor nodes
+            chosen[CONSISTENCY] = prediction_agreement(own, stitched)
+        rows += [
+            ResultRow(dataset, head_name, encoder_name, variant, seed, metric, value)
+            for metric, value in chosen.items()
+        ]
     return rows
 
 
@@ -508,6 +517,7 @@ def _cell_rows(
 METRICS = (
     MetricInfo("accuracy", "Accuracy", 0.0, 1.0),
     MetricInfo("macro_f1", "Macro F1", 0.0, 1.0),
+    CONSISTENCY_METRIC,
 )
 
 

@@ -71,8 +71,17 @@ from ..._plotting import figure, plain_text, png_bytes
 from ..._validation import check_positive_int, check_seed
 from ...modules import ProductProjection
 from ...projections import PAPER_PRODUCT
+from ...stitching import output_agreement
 from ..config import AUTOENCODERS, DatasetConfig, ReconstructionConfig, RunConfig
-from ..results import CellStore, ResultRow, load_state, model_path, save_state
+from ..results import (
+    CONSISTENCY,
+    CONSISTENCY_METRIC,
+    CellStore,
+    ResultRow,
+    load_state,
+    model_path,
+    save_state,
+)
 from ..spaces import select_anchor_indices
 from ..tables import Section, slug, stitching_section
 from ..task import Cell, MetricInfo, Plan, RunContext
@@ -636,6 +645,19 @@ class _Evaluator:
         z = z if index is None else z[index]
         return _decode(model, z, anchors if model.bottleneck.needs_anchors else None)
 
+    def reconstruct_anchors(self, encoder: str, decoder: str) -> Tensor:
+        """The anchor images encoded by ``encoder`` and decoded by ``decoder``."""
+        _, anchors = self.latents(encoder)
+        model = self.models[decoder]
+        _check_pair(self.models[encoder], model)
+        return _decode(model, anchors, anchors if model.bottleneck.needs_anchors else None)
+
+    def consistency(self, encoder: str, decoder: str) -> float:
+        """Label-free agreement of ``decoder``'s reconstructions of the anchors from its own
+        encoder and from ``encoder`` (:func:`latentbridge.stitching.output_agreement`)."""
+        own = self.reconstruct_anchors(decoder, decoder).flatten(1)
+        return output_agreement(own, self.reconstruct_anchors(encoder, decoder).flatten(1))
+
 
 def _cell_rows(
     evaluator: _Evaluator, ds: DatasetConfig, variant: str, decoder: str, config: RunConfig
@@ -647,8 +669,13 @@ def _cell_rows(
     for encoder in evaluator.models:
         mse = _mse(evaluator.reconstruct(encoder, decoder), target)
         values = {"mse": mse, "psnr": _psnr(mse)}
-        for metric in config.metrics:
-            rows.append(ResultRow(ds.name, decoder, encoder, variant, seed, metric, values[metric]))
+        chosen: dict[str, float | None] = {m: values[m] for m in config.metrics}
+        if encoder != decoder:  # the label-free estimate, on the anchor images
+            chosen[CONSISTENCY] = evaluator.consistency(encoder, decoder)
+        rows += [
+            ResultRow(ds.name, decoder, encoder, variant, seed, metric, value)
+            for metric, value in chosen.items()
+        ]
     return rows
 
 
@@ -677,6 +704,7 @@ def _grid(
 METRICS = (
     MetricInfo("mse", "MSE", 0.0, 1.0, higher_is_better=False),
     MetricInfo("psnr", "PSNR (dB)", 0.0, math.inf),
+    CONSISTENCY_METRIC,
 )
 
 
