@@ -606,3 +606,141 @@ def test_fields_without_a_default_are_required() -> None:
     assert required == ["name", "datasets"]
     with pytest.raises(ConfigError, match="'datasets': is required"):
         parse_config({"name": "x"})
+
+
+# -- variants: per-projection normalisation, selection ----------------------------------------
+
+
+def _variants(**change: Any) -> dict[str, Any]:
+    return {**TINY, "variants": {**TINY["variants"], **change}}
+
+
+def test_a_projection_entry_may_name_its_own_normalization() -> None:
+    entries = ["cosine", {"projection": "cosine", "normalization": "whiten"}, "euclidean+whiten"]
+    config = parse_config(_variants(projections=[*entries, "l1+none", {"projection": "linf"}]))
+    # the parsed config holds the string form, and so does config.json
+    assert config.variants.projections == (
+        "cosine",
+        "cosine+whiten",
+        "euclidean+whiten",
+        "l1+none",
+        "linf",
+    )
+    stored = json.loads(json.dumps(config.to_dict()))
+    assert stored["variants"]["projections"][1] == "cosine+whiten"
+    assert parse_config(stored) == config  # config.json reads back to the same config
+    check_runnable(config)
+    mapped = {"projection": "cosine", "normalization": "whiten"}
+    assert parse_config(_variants(projections=[mapped])) == parse_config(
+        _variants(projections=["cosine+whiten"])
+    )
+    explicit = {"projection": "l1", "normalization": "none"}
+    assert parse_config(_variants(projections=[explicit])).variants.projections == ("l1+none",)
+    # a null normalisation is the config's, as for a plain name
+    empty = {"projection": "l1", "normalization": None}
+    assert parse_config(_variants(projections=[empty])).variants.projections == ("l1",)
+
+
+def test_product_projections_take_the_same_entries() -> None:
+    entries = ["cosine", {"projection": "euclidean", "normalization": "whiten"}, "l1+center"]
+    config = parse_config(_variants(product_projections=entries))
+    assert config.variants.product_projections == ("cosine", "euclidean+whiten", "l1+center")
+    check_runnable(config)
+
+
+@pytest.mark.parametrize("field", ["projections", "product_projections"])
+@pytest.mark.parametrize(
+    ("entry", "key", "message"),
+    [
+        ("cosinus", "", "'cosinus' is not a projection name ["),
+        ("absolute", "", "'absolute' is not a projection name ["),
+        ("cosinus+whiten", "", "'cosinus+whiten': the projection must be one of ["),
+        ("cosine+whitened", "", "'cosine+whitened': the normalization must be one of ['none'"),
+        ("cosine+", "", "'cosine+': the normalization must be one of"),
+        (3, "", "must hold projection names or mappings of ['projection', 'normalization']"),
+        ({"projection": "cosinus"}, "[1].projection", "'cosinus' is not one of ['cosine'"),
+        ({"projection": "cosine+whiten"}, "[1].projection", "'cosine+whiten' is not one of"),
+        ({"projection": 3}, "[1].projection", "3 is not one of ['cosine'"),
+        ({"projection": "l1", "normalization": "zca"}, "[1].normalization", "'zca' is not one"),
+        ({"normalization": "whiten"}, "[1].projection", "is required"),
+        ({"projection": "l1", "norm": "whiten"}, "[1].norm", "unknown key; allowed keys are"),
+    ],
+)
+def test_bad_projection_entries_name_the_key(
+    field: str, entry: Any, key: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(f"'variants.{field}{key}': {message}")):
+        parse_config(_variants(**{field: ["l1", entry]}))
+
+
+@pytest.mark.parametrize("field", ["projections", "product_projections"])
+def test_projection_entries_must_not_repeat_in_either_form(field: str) -> None:
+    twice = ["cosine+whiten", {"projection": "cosine", "normalization": "whiten"}]
+    with pytest.raises(
+        ConfigError, match=re.escape(f"'variants.{field}': names must not repeat, got 'cosine+")
+    ):
+        parse_config(_variants(**{field: twice}))
+    with pytest.raises(ConfigError, match=re.escape(f"'variants.{field}': must be a list of")):
+        parse_config(_variants(**{field: "cosine"}))
+    # a plain name and one with its own normalisation are two entries
+    parse_config(_variants(**{field: ["cosine", "cosine+none"]}))
+
+
+def test_the_similarity_study_takes_no_subspace_normalization() -> None:
+    raw = {
+        "task": "similarity",
+        "datasets": [{"name": "wordnet", "encoders": ["glove-50d"]}],
+        "variants": {"product_projections": ["cosine", "l1+whiten"]},
+    }
+    with pytest.raises(ConfigError, match=re.escape("'variants.product_projections[1]': task")):
+        parse_config(raw)
+
+
+def test_selection_is_a_bool_stored_only_when_set() -> None:
+    assert schema.VariantConfig().selection is False
+    assert parse_config(TINY).variants.selection is False
+    assert "selection" not in parse_config(TINY).to_dict()["variants"]  # config.json unchanged
+    config = parse_config(_variants(selection=True))
+    assert config.variants.selection is True
+    stored = json.loads(json.dumps(config.to_dict()))
+    assert stored["variants"]["selection"] is True and parse_config(stored) == config
+    check_runnable(config)
+    for bad in (1, "yes", None):
+        with pytest.raises(ConfigError, match=re.escape("'variants.selection': must be true or")):
+            parse_config(_variants(selection=bad))
+
+
+@pytest.mark.parametrize(
+    ("projections", "aggregations", "found"),
+    [([], [], 0), (["cosine"], [], 1), ([], ["sum"], 1)],
+)
+def test_selection_needs_two_candidates(
+    projections: list[str], aggregations: list[str], found: int
+) -> None:
+    raw = _variants(projections=projections, aggregations=aggregations, selection=True)
+    with pytest.raises(
+        ConfigError, match=re.escape("'variants.selection': needs at least 2 candidates")
+    ) as error:
+        parse_config(raw)
+    assert str(error.value).endswith(f"got {found}")
+    parse_config({**raw, "variants": {**raw["variants"], "selection": False}})  # the control
+    # two candidates of either kind suffice; absolute and translations are no candidates
+    parse_config(_variants(projections=["cosine"], aggregations=["sum"], selection=True))
+    parse_config(
+        _variants(projections=["cosine", "cosine+whiten"], aggregations=[], selection=True)
+    )
+
+
+def test_selection_applies_to_the_stitching_tasks_only() -> None:
+    raw = {
+        "task": "similarity",
+        "datasets": [{"name": "wordnet", "encoders": ["glove-50d"]}],
+        "variants": {"selection": True},
+    }
+    with pytest.raises(ConfigError, match=re.escape("'variants.selection': applies only to")):
+        parse_config(raw)
+    for task, dataset in (("graph", "sbm"), ("reconstruction", "digits")):
+        config = parse_config(
+            {"task": task, "datasets": [{"name": dataset}], "variants": {"selection": True}}
+        )
+        assert config.variants.selection

@@ -497,5 +497,65 @@ def test_the_package_exports_the_stitching_measures() -> None:
         for name, value in vars(st).items()
         if callable(value) and not name.startswith("_") and value.__module__ == st.__name__
     }
-    assert set(st.__all__) == defined
+    assert set(st.__all__) == defined | {"ENSEMBLE_TEMPERATURE"}
     assert {"anchor_consistency", "prediction_agreement", "output_agreement"} <= defined
+
+
+# -- zero-shot selection among candidates ------------------------------------------------------
+
+
+def test_select_by_consistency_takes_the_highest_and_the_first_on_ties() -> None:
+    assert st.select_by_consistency([0.2, 0.9, 0.5]) == 1
+    assert st.select_by_consistency([0.7, 0.3, 0.7]) == 0
+    assert st.select_by_consistency(np.array([0.1, 0.4, 0.4])) == 1
+    assert st.select_by_consistency(torch.tensor([1.0])) == 0
+
+
+def test_consistency_weights_are_a_softmax_with_the_documented_temperature() -> None:
+    c = [0.9, 0.8, 0.5]
+    w = st.consistency_weights(c)
+    expected = np.exp(np.array(c) / st.ENSEMBLE_TEMPERATURE)
+    np.testing.assert_allclose(w.numpy(), expected / expected.sum(), rtol=1e-12)
+    assert w.dtype == torch.float64 and float(w.sum()) == pytest.approx(1.0)
+    # A 0.1 higher consistency weighs exp(0.1 / T) times more.
+    assert float(w[0] / w[1]) == pytest.approx(np.exp(0.1 / st.ENSEMBLE_TEMPERATURE))
+    np.testing.assert_allclose(st.consistency_weights([0.3, 0.3]).numpy(), [0.5, 0.5])
+    np.testing.assert_allclose(st.consistency_weights(c, 1e6).numpy(), [1 / 3] * 3, atol=1e-6)
+    assert int(st.consistency_weights(c, 1e-4).argmax()) == 0
+    assert float(st.consistency_weights(c, 1e-4)[0]) == pytest.approx(1.0)
+
+
+def test_consistency_ensemble_averages_probabilities() -> None:
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(5, 3, generator=g), torch.randn(5, 3, generator=g)
+    got = st.consistency_ensemble([a, b], [0.25, 0.75])
+    want = 0.25 * torch.softmax(a.double(), 1) + 0.75 * torch.softmax(b.double(), 1)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(got.sum(1), torch.ones(5, dtype=F64))
+    # One candidate with all the weight is that candidate.
+    only = st.consistency_ensemble([a, b], [1.0, 0.0])
+    assert torch.equal(only.argmax(1), a.argmax(1))
+
+
+def test_selection_helpers_reject_bad_input() -> None:
+    with pytest.raises(ValueError, match="consistencies must be a non-empty 1-D"):
+        st.select_by_consistency([])
+    with pytest.raises(ValueError, match="consistencies"):
+        st.consistency_weights([0.5, float("nan")])
+    with pytest.raises(TypeError, match="consistencies must hold numbers"):
+        st.select_by_consistency(["a"])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
+        st.consistency_weights([0.5], 0.0)
+    with pytest.raises(ValueError, match="temperature"):
+        st.consistency_weights([0.5], float("inf"))
+    with pytest.raises(TypeError, match="temperature must be a number"):
+        st.consistency_weights([0.5], "0.1")  # type: ignore[arg-type]
+    x = torch.zeros(4, 3)
+    with pytest.raises(ValueError, match="one weight per candidate"):
+        st.consistency_ensemble([x, x], [1.0])
+    with pytest.raises(ValueError, match="non-negative and sum to 1"):
+        st.consistency_ensemble([x, x], [0.9, 0.9])
+    with pytest.raises(ValueError, match=r"logits\[1\] has shape"):
+        st.consistency_ensemble([x, torch.zeros(4, 2)], [0.5, 0.5])
+    with pytest.raises(ValueError, match=r"logits\[0\]"):
+        st.consistency_ensemble([torch.full((4, 3), float("inf")), x], [0.5, 0.5])

@@ -112,11 +112,11 @@ def test_resume_recomputes_nothing_that_finished(
     calls: list[tuple[str, int, str]] = []
     real = classification._cell_rows
 
-    def counting(features, variant, seed, encoder, cfg):  # type: ignore[no-untyped-def]
+    def counting(features, variant, seed, encoder, cfg, *rest):  # type: ignore[no-untyped-def]
         calls.append((variant, seed, encoder))
         if len(calls) == 5 and interrupt:
             raise KeyboardInterrupt
-        return real(features, variant, seed, encoder, cfg)
+        return real(features, variant, seed, encoder, cfg, *rest)
 
     monkeypatch.setattr(classification, "_cell_rows", counting)
     interrupt = True
@@ -307,3 +307,75 @@ def test_finished_cells_or_models_of_another_config_are_refused(tmp_path: Path) 
     with pytest.raises(ValueError, match=r"no config\.json"):
         runner.run(_tiny(), out, progress=False, report=False)
     assert not (out / "config.json").exists()
+
+
+# -- zero-shot selection ----------------------------------------------------------------------
+
+SELECTION = {**TINY, "variants": {**TINY["variants"], "selection": True}}
+CANDIDATES = ("euclidean", "l1", "cosine", "product:mlp_sum")
+
+
+def _values(path: Path) -> dict[tuple[str, str, str, str], float | None]:
+    return {k: (float(v) if v else None) for k, v in _results(path).items()}
+
+
+def test_selected_is_the_candidate_with_the_highest_anchor_consistency(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    runner.run(parse_config(SELECTION), out, progress=False, report=False)
+    res = _values(out / "results.csv")
+    pairs = {(s, t) for s, t, _, _ in res}
+    assert {v for _, _, v, _ in res} >= {"selected", "ensemble", *CANDIDATES}
+    for source, target in pairs:
+        for metric in ("accuracy", "macro_f1"):
+            assert res[(source, target, "ensemble", metric)] is not None
+        if source == target:  # every consistency is 1: the first candidate
+            chosen = CANDIDATES[0]
+            assert (source, target, "selected", "anchor_consistency") not in res
+        else:
+            scores = [res[(source, target, c, "anchor_consistency")] for c in CANDIDATES]
+            chosen = CANDIDATES[scores.index(max(scores))]  # type: ignore[type-var]
+            assert res[(source, target, "selected", "anchor_consistency")] == max(scores)  # type: ignore[type-var]
+            ensemble = res[(source, target, "ensemble", "anchor_consistency")]
+            assert ensemble is not None and 0.0 <= ensemble <= 1.0
+        for metric in ("accuracy", "macro_f1"):
+            assert (
+                res[(source, target, "selected", metric)] == res[(source, target, chosen, metric)]
+            )
+    # Under a rotation, euclidean is invariant (consistency 1) and l1 is not: the rotated space
+    # never selects a candidate less consistent than euclidean.
+    assert res[("identity", "orthogonal", "selected", "anchor_consistency")] == 1.0
+
+
+def test_selection_reuses_the_candidates_and_retrains_them_only_when_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = parse_config(SELECTION)
+    out = tmp_path / "run"
+    trained: list[str] = []
+    real = classification._train
+
+    def counting(features, variant, seed, source, cfg):  # type: ignore[no-untyped-def]
+        trained.append(variant.name)
+        return real(features, variant, seed, source, cfg)
+
+    monkeypatch.setattr(classification, "_train", counting)
+    runner.run(config, out, progress=False, report=False)
+    assert "selected" not in trained and "ensemble" not in trained
+    assert len(trained) == len(set(trained)) * 3  # each variant once per train encoder
+    before = (out / "results.csv").read_text()
+    # Without the stored outputs (and their cells), the selection trains its candidates again
+    # with the same seeds: the same rows.
+    for path in (out / "models").rglob("*outputs*"):
+        path.unlink()
+    for path in (out / "cells").glob("*selected*"):
+        path.unlink()
+    trained.clear()
+    runner.run(config, out, progress=False, report=False)
+    assert sorted(set(trained)) == sorted(CANDIDATES)
+    assert (out / "results.csv").read_text() == before
+
+
+def test_a_config_without_selection_keeps_no_outputs(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    runner.run(parse_config(TINY), out, progress=False, report=False)
+    assert not list(out.rglob("*outputs*"))

@@ -210,9 +210,9 @@ def test_resume_trains_and_recomputes_nothing_that_finished(
     calls: list[tuple[str, str]] = []
     real = reconstruction._cell_rows
 
-    def counting(evaluator, ds, variant, decoder, config):  # type: ignore[no-untyped-def]
+    def counting(sides, target, ds, variant, decoder, config):  # type: ignore[no-untyped-def]
         calls.append((variant, decoder))
-        return real(evaluator, ds, variant, decoder, config)
+        return real(sides, target, ds, variant, decoder, config)
 
     loads: list[str] = []
     real_load = reconstruction._load_images

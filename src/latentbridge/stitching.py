@@ -43,7 +43,7 @@ computed at import; the module needs only torch and numpy.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -54,11 +54,15 @@ from ._validation import ArrayLike, as_matrix, as_tensor, check_features, check_
 from .modules import ProductProjection, RelativeProjection
 
 __all__ = [
+    "ENSEMBLE_TEMPERATURE",
     "anchor_consistency",
     "anchor_outputs",
+    "consistency_ensemble",
+    "consistency_weights",
     "node_agreement",
     "output_agreement",
     "prediction_agreement",
+    "select_by_consistency",
     "soft_anchor_consistency",
     "soft_prediction_agreement",
 ]
@@ -385,3 +389,97 @@ def node_agreement(logits_a: ArrayLike, logits_b: ArrayLike, anchor_nodes: Array
     at, bt = _logit_pair(logits_a, logits_b)
     idx = _node_indices(anchor_nodes, int(at.shape[0])).to(at.device)
     return prediction_agreement(at[idx], bt[idx])
+
+
+# --------------------------------------------------------------------------------------------
+# Zero-shot selection among candidate models.
+
+#: The temperature ``T`` of :func:`consistency_weights`: the candidates' weights are
+#: ``softmax(c / T)`` of their anchor consistencies ``c``. Chosen once on the built-in configs
+#: (see the README's "Zero-shot selection"), never per dataset: with ``T = 0.05`` a candidate
+#: whose consistency is 0.1 higher weighs ``e^2 ~ 7.4`` times more.
+ENSEMBLE_TEMPERATURE = 0.05
+
+
+def _float_vector(value: ArrayLike | Sequence[float], name: str) -> Tensor:
+    """A sequence of numbers, an array or a tensor as a float64 tensor."""
+    if isinstance(value, (list, tuple)):
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            raise TypeError(f"{name} must hold numbers")
+        return torch.tensor(value, dtype=_F64)
+    return as_tensor(value, name).to(_F64)
+
+
+def _consistency_vector(consistencies: ArrayLike | Sequence[float]) -> Tensor:
+    c = _float_vector(consistencies, "consistencies")
+    if c.ndim != 1 or c.numel() == 0:
+        raise ValueError(
+            f"consistencies must be a non-empty 1-D sequence (one per candidate), got shape "
+            f"{tuple(c.shape)}"
+        )
+    check_finite(c, "consistencies")
+    return c
+
+
+def select_by_consistency(consistencies: ArrayLike | Sequence[float]) -> int:
+    """The index of the candidate with the highest anchor consistency (the first on ties):
+    the zero-shot ``selected`` model among several trained on A and stitched to B.
+
+    Raises:
+        ValueError: ``consistencies`` empty, not 1-D or not finite.
+    """
+    c = _consistency_vector(consistencies)
+    return int((c == c.max()).nonzero()[0])
+
+
+def consistency_weights(
+    consistencies: ArrayLike | Sequence[float], temperature: float = ENSEMBLE_TEMPERATURE
+) -> Tensor:
+    """``w = softmax(c / T)``, float64, one weight per candidate: the ``ensemble``'s weights.
+
+    Equal consistencies give equal weights; ``T -> 0`` tends to :func:`select_by_consistency`
+    (split among ties), ``T -> inf`` to the plain average.
+
+    Raises:
+        ValueError: ``consistencies`` empty, not 1-D or not finite; ``temperature`` not a finite
+            positive number.
+    """
+    c = _consistency_vector(consistencies)
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
+        raise TypeError(f"temperature must be a number, got {type(temperature).__name__}")
+    if not (np.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
+    return torch.softmax(c / float(temperature), dim=0)
+
+
+def consistency_ensemble(
+    logits: Sequence[ArrayLike], weights: ArrayLike | Sequence[float]
+) -> Tensor:
+    """``sum_c w_c softmax(logits_c)``: the candidates' predicted class probabilities averaged
+    with ``weights`` (e.g. :func:`consistency_weights`), float64, ``(N, C)``.
+
+    Raises:
+        ValueError: no candidate, a weight per candidate missing, logits of different shapes,
+            weights negative or not summing to 1, non-finite values.
+    """
+    w = _float_vector(weights, "weights")
+    if not logits or w.ndim != 1 or w.numel() != len(logits):
+        raise ValueError(
+            f"weights must hold one weight per candidate ({len(logits)}), got shape "
+            f"{tuple(w.shape)}"
+        )
+    check_finite(w, "weights")
+    if bool((w < 0).any()) or abs(float(w.sum()) - 1.0) > 1e-9:
+        raise ValueError("weights must be non-negative and sum to 1")
+    out: Tensor | None = None
+    for i, item in enumerate(logits):
+        x = as_matrix(item, f"logits[{i}]", rows="N", cols="C")
+        check_finite(x, f"logits[{i}]")
+        if out is not None and x.shape != out.shape:
+            raise ValueError(
+                f"logits[{i}] has shape {tuple(x.shape)}, logits[0] {tuple(out.shape)}"
+            )
+        p = w[i] * torch.softmax(x.to(_F64), dim=1)
+        out = p if out is None else out + p
+    assert out is not None
+    return out

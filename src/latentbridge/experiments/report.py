@@ -15,8 +15,14 @@ metric and stitching kind, and shows ``mean ± std`` with the *sample* standard 
 variant ran but no value applies, ``—`` when the variant did not run on that dataset, and it
 carries a ``†`` when some of its pairs were n/a and were left out of the mean.
 
-Ordering is deterministic: datasets, encoders and variants appear in the order of their first
-appearance in ``results.csv``, so the same file always gives the same ``summary.md``.
+Where the rows hold the label-free ``anchor_consistency`` of the stitched pairs, each real
+metric's sections are followed by its *stitchability* section (:mod:`.stitchability`): the
+Spearman correlation of the consistency with the metric, per dataset, and a scatter plot; the
+consistency itself gets its stitched table only, and no heatmap.
+
+Ordering is deterministic: metrics in their task's order; datasets, encoders and variants in
+the order of their first appearance in ``results.csv``, so the same file always gives the same
+``summary.md``.
 """
 
 from __future__ import annotations
@@ -30,19 +36,22 @@ import os
 import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .._files import write_bytes_atomic
 from .._plotting import figure, plain_text, png_bytes
 from .._validation import warn_user
-from .results import COLUMNS, ResultRow, remove_run_temps
+from .results import COLUMNS, CONSISTENCY, ResultRow, remove_run_temps
 from .results import read_results as _read_results
+from .stitchability import stitchability_section
 from .tables import (
+    MISSING,
     NA,
     Figure,
     Section,
+    Table,
     ablation,
     md_escape,
     slug,
@@ -53,7 +62,7 @@ from .tables import (
     unique,
 )
 from .tables import main_product_variant as main_product_variant
-from .task import MetricInfo
+from .task import MetricInfo, Task
 from .tasks import TASKS
 
 __all__ = [
@@ -273,10 +282,13 @@ def _heatmap_names(keys: Sequence[tuple[str, str]], metric: str) -> dict[tuple[s
     return names
 
 
-def _metrics(rows: Sequence[ResultRow]) -> list[str]:
+def _metrics(rows: Sequence[ResultRow], plugin: Task | None = None) -> list[str]:
+    """The rows' metrics: the task's in its order, then any other known metric, then the
+    unknown ones in order of first appearance."""
     present = unique(r.metric for r in rows)
-    known = [m for m in _METRIC_TITLES if m in present]
-    return known + [m for m in present if m not in _METRIC_TITLES]
+    own = [m.name for m in plugin.metrics if m.name in present] if plugin is not None else []
+    known = [m for m in _METRIC_TITLES if m in present and m not in own]
+    return own + known + [m for m in present if m not in _METRIC_TITLES and m not in own]
 
 
 def _read_config(path: Path) -> dict[str, Any] | None:
@@ -377,37 +389,82 @@ def _run_grids(folder: Path) -> list[tuple[str, bytes]]:
     return found
 
 
-def _sections(task: str, rows: Sequence[ResultRow]) -> list[Section]:
-    """Every metric's section, from the task plug-in (the stitching tables where the run's
-    task is not known)."""
-    plugin = TASKS.get(task)
+class _Part(NamedTuple):
+    """A section of the report; ``inline``: its figures are shown (summary.md: referenced)
+    right after its tables, else with the task's charts after every section."""
+
+    section: Section
+    inline: bool = False
+
+
+def _has_values(table: Table | str) -> bool:
+    return isinstance(table, str) or any(c.text != MISSING for r in table.rows for c in r[1:])
+
+
+def _only_values(sections: Sequence[Section]) -> list[Section]:
+    """``sections`` without their tables that hold no value (e.g. the non-stitched reference of
+    a metric that only stitched pairs have), and without the sections left empty."""
     out = []
-    for metric in _metrics(rows):
-        info = METRICS.get(metric, MetricInfo(metric, metric))
-        if plugin is not None:
-            out += plugin.sections(rows, info)
-        else:
-            out.append(stitching_section(rows, info))
+    for section in sections:
+        tables = [(heading, t) for heading, t in section.tables if _has_values(t)]
+        if tables or section.figures:
+            out.append(Section(section.title, tables, list(section.figures)))
     return out
 
 
-def _summary_md(title: str, notes: Sequence[str], sections: Sequence[Section]) -> str:
+def _sections(task: str, rows: Sequence[ResultRow], metrics: Sequence[str]) -> list[_Part]:
+    """Every metric's sections, from the task plug-in (the stitching tables where the run's
+    task is not known), each real metric's followed by its stitchability section where the
+    rows hold the anchor consistency; the consistency's own sections keep only the tables
+    with values (there are no non-stitched consistency rows)."""
+    plugin = TASKS.get(task)
+    out = []
+    for metric in metrics:
+        info = METRICS.get(metric, MetricInfo(metric, metric))
+        if plugin is not None:
+            sections = plugin.sections(rows, info)
+        else:
+            sections = [stitching_section(rows, info)]
+        if metric == CONSISTENCY:
+            out += [_Part(s) for s in _only_values(sections)]
+            continue
+        out += [_Part(s) for s in sections]
+        extra = stitchability_section(rows, info)
+        if extra is not None:
+            out.append(_Part(extra, inline=True))
+    return out
+
+
+def _md_figure(item: Figure) -> str:
+    """A markdown image reference to the figure's file (relative to the run folder)."""
+    alt = md_escape(item.caption).replace("[", "\\[").replace("]", "\\]")
+    return f"![{alt}]({item.file})"
+
+
+def _summary_md(title: str, notes: Sequence[str], parts: Sequence[_Part]) -> str:
     md = [f"# {title}", "", "## How to read", ""]
     for note in notes:
         md += [note, ""]
-    for section in sections:
+    for section, inline in parts:
         md += [f"## {md_escape(section.title)}", ""]
         for heading, table in section.tables:
             body = table if isinstance(table, str) else to_markdown(table)
             md += [f"### {md_escape(heading)}", "", body]
+        if inline:
+            for f in section.figures:
+                md += [_md_figure(f), ""]
     return "\n".join(md)
 
 
 def _heatmaps(
-    folder: Path, rows: Sequence[ResultRow], roles: tuple[str, str]
+    folder: Path, rows: Sequence[ResultRow], roles: tuple[str, str], metrics: Sequence[str]
 ) -> tuple[str, list[Figure]]:
-    """The first metric's train (rows) × test (columns) heatmaps, one per (dataset, variant)."""
-    metric = _metrics(rows)[0]
+    """The first real metric's train (rows) × test (columns) heatmaps, one per (dataset,
+    variant); none of the anchor consistency (it has no non-stitched pairs)."""
+    real = [m for m in metrics if m != CONSISTENCY]
+    if not real:
+        return CONSISTENCY, []
+    metric = real[0]
     keys = _unique_pairs((r.dataset, r.variant) for r in rows if r.metric == metric)
     names = _heatmap_names(keys, metric)
     figures = []
@@ -422,7 +479,7 @@ def _page(
     title: str,
     notes: Sequence[str],
     config: dict[str, Any] | None,
-    sections: Sequence[Section],
+    parts: Sequence[_Part],
     heatmaps: tuple[str, list[Figure]],
     grids: Sequence[tuple[str, bytes]],
 ) -> str:
@@ -441,12 +498,14 @@ def _page(
     if config is not None:
         text = json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False, default=str)
         page += ["<h2>Configuration</h2>", f"<pre>{esc(text)}</pre>"]
-    for section in sections:
+    for section, inline in parts:
         page.append(f"<h2>{esc(section.title)}</h2>")
         for heading, table in section.tables:
             page.append(f"<h3>{esc(heading)}</h3>")
             page.append(f"<pre>{esc(table)}</pre>" if isinstance(table, str) else to_html(table))
-    charts = [f for s in sections for f in s.figures]
+        if inline:
+            page += [_png_figure(f.png, f.caption) for f in section.figures]
+    charts = [f for s, inline in parts if not inline for f in s.figures]
     if charts:
         page.append("<h2>Similarity by invariance class (mean ± std over anchor sets)</h2>")
         page += [_png_figure(f.png, f.caption) for f in charts]
@@ -467,10 +526,13 @@ def write_report(out_dir: str | os.PathLike[str]) -> Path:
     * ``summary.md``: each metric's section of the run's task (the stitching tasks: the
       stitched summary, the non-stitched reference and the aggregation ablation; the
       similarity study: the mean over pairs and one table per dataset, pair × class), with the
-      task's "how to read"; byte-identical for the same input;
-    * the figures of the sections (the similarity study's bar charts in ``charts/``);
+      task's "how to read"; where the rows hold the anchor consistency, each real metric's
+      stitchability section (Spearman ρ table, scatter plots referenced by file);
+      byte-identical for the same input;
+    * the figures of the sections in ``charts/`` (the similarity study's bar charts, the
+      stitchability scatter plots);
     * ``heatmaps/<dataset>__<variant>__<metric>.png``: one per (dataset, variant) for the
-      first metric;
+      first metric other than the anchor consistency;
     * ``report.html``: a self-contained offline page (inline CSS, PNGs as base64 data URIs,
       every string from the inputs HTML-escaped) with the config, tables, figures, heatmaps
       and the image grids a reconstruction run left in ``grids/`` (regular PNG files of the
@@ -496,15 +558,16 @@ def write_report(out_dir: str | os.PathLike[str]) -> Path:
     title = "Latent similarity report" if similarity else "Zero-shot stitching report"
     note = plugin.note if plugin is not None else ""
     notes = [n for n in ([note] if similarity else [_HOW_TO_READ, note]) if n]
-    sections = _sections(task, rows)
-    write_bytes_atomic(folder / "summary.md", _summary_md(title, notes, sections).encode("utf-8"))
-    for chart in (f for s in sections for f in s.figures):
+    metrics = _metrics(rows, plugin)
+    parts = _sections(task, rows, metrics)
+    write_bytes_atomic(folder / "summary.md", _summary_md(title, notes, parts).encode("utf-8"))
+    for chart in (f for part in parts for f in part.section.figures):
         write_bytes_atomic(folder / chart.file, chart.png)
     roles = plugin.roles if plugin is not None else ("train encoder", "test encoder")
-    heatmaps = _heatmaps(folder, rows, roles)
+    heatmaps = _heatmaps(folder, rows, roles, metrics)
     for heatmap in heatmaps[1]:
         write_bytes_atomic(folder / heatmap.file, heatmap.png)
-    page = _page(title, notes, config, sections, heatmaps, _run_grids(folder))
+    page = _page(title, notes, config, parts, heatmaps, _run_grids(folder))
     report = folder / "report.html"
     write_bytes_atomic(report, page.encode("utf-8"))
     return report

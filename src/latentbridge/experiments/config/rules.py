@@ -17,6 +17,7 @@ from typing import Any
 from ... import data, encoders
 from ...synthetic import make_spaces
 from ...transformations import TRANSFORMATIONS
+from ..variants import candidates, from_config, parse_relative
 from .schema import TASK_SCHEMAS, DatasetConfig, RunConfig, TaskSchema, VariantConfig
 from .validate import (
     ConfigError,
@@ -181,6 +182,25 @@ def _check_variants(variants: VariantConfig, task: str) -> None:
     if variants.translation and not TASK_SCHEMAS[task].translation:
         tasks = " or ".join(repr(n) for n, s in TASK_SCHEMAS.items() if s.translation)
         raise fail("variants.translation", f"applies only to task {tasks}")
+    if task == "similarity":  # its product representation takes projection names only
+        for i, entry in enumerate(variants.product_projections):
+            if parse_relative(entry).normalization is not None:
+                raise fail(
+                    f"variants.product_projections[{i}]",
+                    f"task 'similarity' takes no normalisation per subspace, got {entry!r}; "
+                    "it applies variants.normalization to every one",
+                )
+    if variants.selection:
+        if not TASK_SCHEMAS[task].selection:
+            tasks = ", ".join(repr(n) for n, s in TASK_SCHEMAS.items() if s.selection)
+            raise fail("variants.selection", f"applies only to the tasks {tasks}")
+        found = len(candidates(from_config(variants)))
+        if found < 2:
+            raise fail(
+                "variants.selection",
+                "needs at least 2 candidates (single projections and product aggregations) "
+                f"to select among, got {found}",
+            )
 
 
 def _metrics(config: RunConfig) -> tuple[str, ...]:

@@ -9,9 +9,9 @@ fields (a dataset's modality and the task, encoders and their dataset) live in :
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from numbers import Integral
-from typing import Any
+from typing import Any, TypeVar
 
 from ... import analysis
 from ...aggregations import available as aggregation_names
@@ -20,10 +20,37 @@ from ...anchors import available as anchor_strategies
 from ...normalization import ABSOLUTE as NORMALIZATIONS
 from ...projections import PAPER_PRODUCT
 from ...projections import available as projection_names
-from .validate import Rule, check, constrained, fail, rule
+from ..variants import Relative, parse_relative
+from .validate import Rule, check, check_keys, constrained, fail, mapping, rule
 
 #: Seeds reach numpy and torch generators; 32 bits suit every one of them.
 SEED_MAX = 2**32 - 1
+
+T = TypeVar("T")
+#: Field metadata: config.json holds the field only when its value is not the default.
+_STORED_WHEN_SET = "stored_when_set"
+
+
+def stored_when_set(default: T) -> T:
+    """A field (checked by its type alone) that :meth:`RunConfig.to_dict` leaves out at its
+    default: a key added after run folders were written, so that their ``config.json`` (and
+    the pinned one of every built-in config) stays byte for byte what it was."""
+    return field(default=default, metadata={_STORED_WHEN_SET: True})
+
+
+def _drop_unset(config: Any, stored: dict[str, Any]) -> dict[str, Any]:
+    """``stored`` (``asdict(config)``) without the :func:`stored_when_set` fields at their
+    default, in ``config`` and the dataclasses it holds."""
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if f.metadata.get(_STORED_WHEN_SET) and value == f.default:
+            del stored[f.name]
+        elif is_dataclass(value):
+            _drop_unset(value, stored[f.name])
+        elif isinstance(value, tuple) and value and is_dataclass(value[0]):
+            for item, item_stored in zip(value, stored[f.name], strict=True):
+                _drop_unset(item, item_stored)
+    return stored
 
 
 def parse_seeds(value: Any, key: str = "seeds") -> tuple[int, ...]:
@@ -47,6 +74,54 @@ def parse_seeds(value: Any, key: str = "seeds") -> tuple[int, ...]:
 
 
 _SEED = Rule(minimum=0, maximum=SEED_MAX)
+
+
+#: The keys of a projection entry's mapping form, ``{projection: cosine, normalization: whiten}``.
+_ENTRY_KEYS = ("projection", "normalization")
+
+
+def parse_projection_entries(value: Any, key: str) -> tuple[str, ...]:
+    """``value`` as projection entries: a list of projection names, each optionally with an
+    absolute normalisation of its own, given as the variant name (``cosine+whiten``) or as a
+    mapping ``{projection: cosine, normalization: whiten}``. Stored as variant names (which
+    :func:`~latentbridge.experiments.variants.parse_relative` reads), none repeated. Raises
+    :class:`~.validate.ConfigError` naming the key.
+    """
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise fail(key, f"must be a list of names, got {value!r}")
+    names = tuple(_projection_entry(v, key, i) for i, v in enumerate(value))
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise fail(key, f"names must not repeat, got {repeated[0]!r} twice")
+    return names
+
+
+def _projection_entry(value: Any, key: str, index: int) -> str:
+    """Entry ``index`` of the list ``key`` (a name or a mapping) as its variant name; a bad name
+    is reported on the list (as any list of names), a bad mapping on its own key."""
+    if isinstance(value, dict):
+        where = f"{key}[{index}]"
+        raw = mapping(value, where)
+        check_keys(raw, _ENTRY_KEYS, where)
+        if "projection" not in raw:
+            raise fail(f"{where}.projection", "is required")
+        projection = check(raw["projection"], str, f"{where}.projection", _PROJECTION)
+        normalization = raw.get("normalization")
+        if normalization is not None:
+            check(normalization, str, f"{where}.normalization", _NORMALIZATION)
+        return Relative(projection, normalization).name
+    if not isinstance(value, str):
+        raise fail(
+            key, f"must hold projection names or mappings of {list(_ENTRY_KEYS)}, got {value!r}"
+        )
+    try:
+        return parse_relative(value).name
+    except ValueError as error:
+        raise fail(key, str(error)) from None
+
+
+_PROJECTION = Rule(choices=projection_names)
+_NORMALIZATION = Rule(choices=NORMALIZATIONS)
 
 
 def _checked_by_its_dataset(value: Any, key: str) -> Any:
@@ -109,20 +184,30 @@ class AnchorConfig:
 
 @dataclass(frozen=True)
 class VariantConfig:
-    """The space variants compared: absolute, single projections, products, translations.
+    """The space variants compared: absolute, single projections, products, translations and
+    the selection among them.
 
-    ``product_projections`` are the subspaces of every product, one variant per aggregation;
-    ``translation`` names latent-translation estimators (:mod:`latentbridge.alignment`).
+    ``projections`` are the single projections, normalised by ``normalization`` unless an entry
+    names its own (``cosine+whiten``, or ``{projection: cosine, normalization: whiten}``);
+    ``product_projections`` (entries of the same form) are the subspaces of every product, one
+    variant per aggregation; ``translation`` names latent-translation estimators
+    (:mod:`latentbridge.alignment`). ``selection``: zero-shot selection over the trained single
+    projections and products: ``selected`` (per stitched pair, the candidate with the highest
+    anchor consistency) and ``ensemble`` (the candidates' probabilities weighted by a softmax of
+    their anchor consistency).
     """
 
     absolute: bool = True
-    projections: tuple[str, ...] = constrained(_PAPER_PROJECTIONS, choices=projection_names)
+    projections: tuple[str, ...] = constrained(_PAPER_PROJECTIONS, parse=parse_projection_entries)
     normalization: str = constrained("none", choices=NORMALIZATIONS)
-    product_projections: tuple[str, ...] = constrained(_PAPER_PROJECTIONS, choices=projection_names)
+    product_projections: tuple[str, ...] = constrained(
+        _PAPER_PROJECTIONS, parse=parse_projection_entries
+    )
     aggregations: tuple[str, ...] = constrained(
         ("mlp_sum", "concat", "sum", "self_attention"), choices=aggregation_names
     )
     translation: tuple[str, ...] = constrained((), choices=translation_estimators)
+    selection: bool = stored_when_set(False)
 
 
 @dataclass(frozen=True)
@@ -210,6 +295,7 @@ class TaskSchema:
     ``trains_models``: its models are trained on the data, so its datasets name no encoders.
     ``default_splits``: the (train, test) splits of a dataset that names none, when not
     :class:`DatasetConfig`'s. ``translation``: it compares ``variants.translation``.
+    ``selection``: it stitches models whose anchor consistency ``variants.selection`` selects by.
     """
 
     options: type | None
@@ -218,17 +304,25 @@ class TaskSchema:
     trains_models: bool = False
     default_splits: tuple[str, str] | None = None
     translation: bool = False
+    selection: bool = False
 
 
 #: The experiment families ``latentbridge run`` knows, by the name a config's ``task`` gives.
 TASK_SCHEMAS: dict[str, TaskSchema] = {
-    "classification": TaskSchema(None, METRICS, ("vision", "text", "synthetic"), translation=True),
+    "classification": TaskSchema(
+        None, METRICS, ("vision", "text", "synthetic"), translation=True, selection=True
+    ),
     "reconstruction": TaskSchema(
-        ReconstructionConfig, ("mse", "psnr"), ("vision",), trains_models=True
+        ReconstructionConfig, ("mse", "psnr"), ("vision",), trains_models=True, selection=True
     ),
     # graph datasets have one split, "full", with node masks
     "graph": TaskSchema(
-        GraphConfig, METRICS, ("graph",), trains_models=True, default_splits=("full", "full")
+        GraphConfig,
+        METRICS,
+        ("graph",),
+        trains_models=True,
+        default_splits=("full", "full"),
+        selection=True,
     ),
     # the measures are the metrics: SimilarityConfig.measures chooses among them
     "similarity": TaskSchema(SimilarityConfig, SIMILARITY_MEASURES, ("vision", "text")),
@@ -260,4 +354,4 @@ class RunConfig:
     similarity: SimilarityConfig | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _drop_unset(self, asdict(self))

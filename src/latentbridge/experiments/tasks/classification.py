@@ -13,7 +13,17 @@ Protocol, per dataset of the config:
    on A's training latents; it is evaluated with no retraining on the test latents of every
    encoder B, the relative variants using B's latents of the same anchors. A = B is the
    non-stitched reference. Absolute stitching between encoders of different dimensions is not
-   applicable and is recorded as an empty value, never a number.
+   applicable and is recorded as an empty value, never a number. Each stitched (A, B) pair
+   also records ``anchor_consistency``: how often the head's predictions from A's and from B's
+   inputs of the K anchors agree (:func:`latentbridge.stitching.prediction_agreement`), a
+   label-free estimate of the stitched accuracy.
+5. With ``variants.selection``, two zero-shot selections over the candidates (the single
+   projections and the products) reuse their trained heads, per (A, B) pair: ``selected``
+   takes the candidate with the highest anchor consistency, ``ensemble`` averages the
+   candidates' class probabilities weighted by ``softmax(consistency / T)``
+   (:data:`latentbridge.stitching.ENSEMBLE_TEMPERATURE`). The candidates' logits on the test
+   splits and the anchors are kept in ``DIR/models/`` for them (recomputed, by training the
+   candidate again with its seed, when missing).
 
 Relative spaces do not depend on learned weights, so they are computed once per encoder and
 split, and training runs on them. Results go to ``DIR/results.csv`` (dataset, source,
@@ -30,6 +40,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -37,9 +48,10 @@ from torch import Tensor, nn
 
 from ...alignment import Translator
 from ...modules import ProductProjection, RelativeProjection
-from ...stitching import prediction_agreement
+from ...stitching import consistency_ensemble, prediction_agreement
 from ..config import DatasetConfig, RunConfig
-from ..results import CONSISTENCY, CONSISTENCY_METRIC, ResultRow
+from ..results import CONSISTENCY, CONSISTENCY_METRIC, ResultRow, load_state, model_path, save_state
+from ..selection import combine
 from ..spaces import (
     Spaces,
     encoder_names,
@@ -49,8 +61,8 @@ from ..spaces import (
 )
 from ..tables import Section, stitching_section
 from ..task import Cell, MetricInfo, Plan, RunContext
-from ..training import logits, macro_f1, make_head, predict, seeded, train_classifier
-from ..variants import Translation, Variant, build_layer, from_config
+from ..training import logits, macro_f1, make_head, seeded, train_classifier
+from ..variants import Selection, Translation, Variant, build_layer, candidates, from_config
 
 __all__ = ["Classification"]
 
@@ -149,27 +161,10 @@ def _stitched_inputs(
     return x
 
 
-def _consistency(
-    features: _Features, variant: Variant, layer: Layer, model: nn.Module, source: str, target: str
-) -> float | None:
-    """The anchor consistency of the head trained on ``source`` stitched to ``target``:
-    :func:`latentbridge.stitching.prediction_agreement` of its outputs on the two spaces'
-    inputs of the anchors (for a translation, B's anchors translated into A's space)."""
-    b = _stitched_inputs(features, variant, layer, source, target, "train", features.idx)
-    if b is None:
-        return None
-    a = features.inputs(variant, layer, source, "train")[features.idx]
-    return prediction_agreement(logits(model, a), logits(model, b))
-
-
-def _cell_rows(
-    make_features: Callable[[], _Features],
-    variant: Variant,
-    seed: int,
-    source: str,
-    config: RunConfig,
-) -> list[ResultRow]:
-    features = make_features()
+def _train(
+    features: _Features, variant: Variant, seed: int, source: str, config: RunConfig
+) -> tuple[Layer, nn.Module]:
+    """The layer and the head of ``variant`` trained on ``source``'s training split."""
     spaces = features.spaces
     y = torch.as_tensor(spaces.train_labels, dtype=torch.long)
     with seeded(seed):
@@ -188,26 +183,138 @@ def _cell_rows(
             weight_decay=config.head.weight_decay,
             generator=torch.Generator().manual_seed(seed),
         )
+    return layer, model
+
+
+def _outputs(
+    features: _Features, variant: Variant, layer: Layer, model: nn.Module, source: str
+) -> dict[str, Tensor]:
+    """The logits of the head trained on ``source``, stitched to every target where that
+    applies: ``test/<target>`` on the target's test split and ``anchors/<target>`` on its
+    inputs of the anchors (for ``source`` itself, the head's own view of the anchors)."""
+    out: dict[str, Tensor] = {}
+    for target in features.spaces.train:
+        x_test = _stitched_inputs(features, variant, layer, source, target, "test")
+        if x_test is not None:
+            out[f"test/{target}"] = logits(model, x_test)
+        x_anchors = _stitched_inputs(
+            features, variant, layer, source, target, "train", features.idx
+        )
+        if x_anchors is not None:
+            out[f"anchors/{target}"] = logits(model, x_anchors)
+    return out
+
+
+def _rows(
+    features: _Features,
+    variant: str,
+    seed: int,
+    source: str,
+    config: RunConfig,
+    outputs: Callable[[str], tuple[Tensor | None, Tensor | None, Tensor | None]],
+) -> list[ResultRow]:
+    """The rows of a cell from ``outputs(target) -> (test scores, source's anchor scores,
+    target's anchor scores)``, each None where not applicable: the configured metrics of every
+    target, and the anchor consistency (:func:`latentbridge.stitching.prediction_agreement` of
+    the two anchor sides) of the stitched ones."""
+    spaces = features.spaces
     target_labels = np.asarray(spaces.test_labels)
     rows: list[ResultRow] = []
     for target in spaces.train:
         values: dict[str, float | None] = {m: None for m in config.metrics}
-        x_test = _stitched_inputs(features, variant, layer, source, target, "test")
-        if x_test is not None:
-            predicted = predict(model, x_test).numpy()
+        test, own, stitched = outputs(target)
+        if test is not None:
+            predicted = test.argmax(dim=1).numpy()
             if "accuracy" in values:
                 values["accuracy"] = float(np.mean(predicted == target_labels))
             if "macro_f1" in values:
                 values["macro_f1"] = macro_f1(predicted, target_labels, spaces.num_classes)
         if target != source:  # the label-free estimate of the stitched metrics above
-            values[CONSISTENCY] = _consistency(features, variant, layer, model, source, target)
-        for metric in values:
-            rows.append(
-                ResultRow(
-                    spaces.dataset, source, target, variant.name, seed, metric, values[metric]
-                )
-            )
+            agree = None if own is None or stitched is None else prediction_agreement(own, stitched)
+            values[CONSISTENCY] = agree
+        rows += [
+            ResultRow(spaces.dataset, source, target, variant, seed, metric, value)
+            for metric, value in values.items()
+        ]
     return rows
+
+
+def _cell_rows(
+    make_features: Callable[[], _Features],
+    variant: Variant,
+    seed: int,
+    source: str,
+    config: RunConfig,
+    out: Path | None = None,
+) -> list[ResultRow]:
+    """The rows of a trained variant; with ``out``, its outputs are kept for a selection."""
+    features = make_features()
+    layer, model = _train(features, variant, seed, source, config)
+    outputs = _outputs(features, variant, layer, model, source)
+    if out is not None:
+        save_state(_outputs_path(out, features.spaces.dataset, variant, seed, source), outputs)
+    return _rows(features, variant.name, seed, source, config, _lookup(outputs, source))
+
+
+def _lookup(
+    outputs: dict[str, Tensor], source: str
+) -> Callable[[str], tuple[Tensor | None, Tensor | None, Tensor | None]]:
+    def get(target: str) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        return (
+            outputs.get(f"test/{target}"),
+            outputs.get(f"anchors/{source}"),
+            outputs.get(f"anchors/{target}"),
+        )
+
+    return get
+
+
+# -- zero-shot selection ----------------------------------------------------------------------
+
+
+def _outputs_path(out: Path, dataset: str, variant: Variant, seed: int, source: str) -> Path:
+    return model_path(out, dataset, variant.name, f"{source}__seed{seed}__outputs")
+
+
+def _candidate_outputs(
+    features: _Features, variant: Variant, seed: int, source: str, config: RunConfig, out: Path
+) -> dict[str, Tensor]:
+    """A candidate's outputs as its own cell stored them, or trained again (deterministic: the
+    same seed gives the same head) when they are missing or incomplete."""
+    path = _outputs_path(out, features.spaces.dataset, variant, seed, source)
+    stored = load_state(path)
+    expected = {f"{kind}/{t}" for kind in ("test", "anchors") for t in features.spaces.train}
+    if stored is not None and set(stored) == expected:
+        return stored
+    layer, model = _train(features, variant, seed, source, config)
+    outputs = _outputs(features, variant, layer, model, source)
+    save_state(path, outputs)
+    return outputs
+
+
+def _selection_rows(
+    make_features: Callable[[], _Features],
+    selection: Selection,
+    candidates: Sequence[Variant],
+    seed: int,
+    source: str,
+    config: RunConfig,
+    out: Path,
+) -> list[ResultRow]:
+    """``selected`` or ``ensemble`` over the ``candidates`` trained on ``source``, per target:
+    the candidate with the highest anchor consistency, or the candidates' probabilities
+    weighted by :func:`latentbridge.stitching.consistency_weights` of their consistencies
+    (on ``source`` itself every consistency is 1: the first candidate, or the plain average).
+    No training beyond the candidates' own, no label of the target."""
+    features = make_features()
+    outputs = [_candidate_outputs(features, c, seed, source, config, out) for c in candidates]
+
+    def combined(target: str) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        keys = (f"test/{target}", f"anchors/{source}", f"anchors/{target}")
+        sides = [(o[keys[0]], o[keys[1]], o[keys[2]]) for o in outputs]
+        return combine(selection.kind, sides, prediction_agreement, consistency_ensemble)
+
+    return _rows(features, selection.name, seed, source, config, combined)
 
 
 # -- the task -----------------------------------------------------------------------------
@@ -227,19 +334,23 @@ class Classification:
 
     def plan(self, dataset: DatasetConfig, config: RunConfig, context: RunContext) -> Plan:
         features = functools.cache(functools.partial(_features, dataset, config, context))
-        encoders = encoder_names(dataset)
-        cells = [
-            Cell(
-                dataset.name,
-                v.name,
-                seed,
-                encoder,
-                functools.partial(_cell_rows, features, v, seed, encoder, config),
-            )
-            for v in from_config(config.variants)
-            for seed in config.seeds
-            for encoder in encoders
-        ]
+        variants = from_config(config.variants)
+        pool = candidates(variants)
+        keep = context.out if config.variants.selection else None
+        cells = []
+        for v in variants:
+            for seed in config.seeds:
+                for encoder in encoder_names(dataset):
+                    if isinstance(v, Selection):
+                        compute = functools.partial(
+                            _selection_rows, features, v, pool, seed, encoder, config, context.out
+                        )
+                    else:
+                        out = keep if v in pool else None
+                        compute = functools.partial(
+                            _cell_rows, features, v, seed, encoder, config, out
+                        )
+                    cells.append(Cell(dataset.name, v.name, seed, encoder, compute))
         return Plan(cells)
 
 

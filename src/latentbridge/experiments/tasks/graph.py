@@ -52,15 +52,24 @@ from torch import Tensor, nn
 
 from ..._validation import check_positive_int
 from ...modules import ProductProjection, RelativeProjection
-from ...stitching import prediction_agreement
+from ...stitching import consistency_ensemble, prediction_agreement
 from .. import results as cells
 from ..config import GRAPH_ARCHITECTURES, DatasetConfig, GraphConfig, RunConfig
 from ..results import CONSISTENCY, CONSISTENCY_METRIC, CellStore, ResultRow
+from ..selection import Sides, combine
 from ..spaces import select_anchor_indices
 from ..tables import Section, stitching_section
 from ..task import Cell, MetricInfo, Plan, RunContext
 from ..training import fit, macro_f1, make_head, seeded
-from ..variants import Absolute, Translation, build_layer, from_config, parse
+from ..variants import (
+    Absolute,
+    Selection,
+    Translation,
+    build_layer,
+    candidates,
+    from_config,
+    parse,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ...data import GraphDataset
@@ -474,27 +483,39 @@ def _train_or_load(
     return models
 
 
+def _sides(
+    variant_models: _VariantModels, head_name: str, graph: GraphTensors, anchor_idx: Tensor
+) -> dict[str, Sides]:
+    """Per model: ``head_name``'s head on that model's GNN, as logits of the test nodes, of the
+    anchor nodes from the head's own GNN, and of the anchor nodes from that model's GNN."""
+    head_model = variant_models.models[head_name]
+    embeddings = variant_models.embeddings
+    with torch.no_grad():
+        own = head_model.decode(embeddings[head_name], anchor_idx, anchor_idx)
+        return {
+            name: (
+                head_model.decode(z, anchor_idx, graph.test_mask),
+                own,
+                head_model.decode(z, anchor_idx, anchor_idx),
+            )
+            for name, z in embeddings.items()
+        }
+
+
 def _cell_rows(
     dataset: str,
     variant: str,
     head_name: str,
     seed: int,
-    variant_models: _VariantModels,
+    sides: dict[str, Sides],
     graph: GraphTensors,
-    anchor_idx: Tensor,
     metrics: Sequence[str],
 ) -> list[ResultRow]:
-    """Rows of one cell: ``head_name``'s head under the encoder of every model."""
-    head_model = variant_models.models[head_name]
+    """Rows of one cell: ``head_name``'s head under the encoder of every model, from the
+    :func:`_sides` of the variant (or of a selection over the candidates)."""
     target = graph.labels[graph.test_mask].numpy()
-    embeddings = variant_models.embeddings
-    with torch.no_grad():  # the head's predictions on the anchor nodes, from its own GNN
-        own = head_model.decode(embeddings[head_name], anchor_idx, anchor_idx)
     rows: list[ResultRow] = []
-    for encoder_name, z in embeddings.items():
-        with torch.no_grad():
-            logits = head_model.decode(z, anchor_idx, graph.test_mask)
-            stitched = head_model.decode(z, anchor_idx, anchor_idx)
+    for encoder_name, (logits, own, stitched) in sides.items():
         predicted = logits.argmax(dim=1).numpy()
         values: dict[str, float | None] = {
             "accuracy": float(np.mean(predicted == target)) if target.size else 0.0,
@@ -559,15 +580,31 @@ class _GraphRun:
             self._models[variant] = _VariantModels(make, self.graph)
         return self._models[variant]
 
+    def sides(self, variant: str, head_name: str) -> dict[str, Sides]:
+        """The :func:`_sides` of a trained variant, or those ``selected`` / ``ensemble`` makes
+        of the candidates' (their trained models, no other training)."""
+        kind = parse(variant)
+        if not isinstance(kind, Selection):
+            return _sides(self.models(variant), head_name, self.graph, self.anchor_idx)
+        pool = [
+            _sides(self.models(c.name), head_name, self.graph, self.anchor_idx)
+            for c in candidates(from_config(self.config.variants))
+        ]
+        return {
+            name: combine(
+                kind.kind, [p[name] for p in pool], prediction_agreement, consistency_ensemble
+            )
+            for name in pool[0]
+        }
+
     def rows(self, variant: str, head_name: str, seed: int) -> list[ResultRow]:
         return _cell_rows(
             self.ds.name,
             variant,
             head_name,
             seed,
-            self.models(variant),
+            self.sides(variant, head_name),
             self.graph,
-            self.anchor_idx,
             self.config.metrics,
         )
 

@@ -82,11 +82,21 @@ from ..results import (
     model_path,
     save_state,
 )
+from ..selection import Sides, combine, weighted_mean
 from ..spaces import select_anchor_indices
 from ..tables import Section, slug, stitching_section
 from ..task import Cell, MetricInfo, Plan, RunContext
 from ..training import fit, seeded
-from ..variants import Translation, build_layer, from_config, parse
+from ..variants import (
+    SELECTIONS,
+    Selection,
+    Translation,
+    Variant,
+    build_layer,
+    candidates,
+    from_config,
+    parse,
+)
 
 __all__ = [
     "KINDS",
@@ -652,26 +662,44 @@ class _Evaluator:
         _check_pair(self.models[encoder], model)
         return _decode(model, anchors, anchors if model.bottleneck.needs_anchors else None)
 
-    def consistency(self, encoder: str, decoder: str) -> float:
-        """Label-free agreement of ``decoder``'s reconstructions of the anchors from its own
-        encoder and from ``encoder`` (:func:`latentbridge.stitching.output_agreement`)."""
-        own = self.reconstruct_anchors(decoder, decoder).flatten(1)
-        return output_agreement(own, self.reconstruct_anchors(encoder, decoder).flatten(1))
+
+def _sides(evaluator: _Evaluator, decoder: str) -> dict[str, Sides]:
+    """Per model: its encoder into ``decoder``, as reconstructions of the test images, of the
+    anchor images from ``decoder``'s own encoder and of the anchor images from that encoder."""
+    own = evaluator.reconstruct_anchors(decoder, decoder)
+    return {
+        encoder: (
+            evaluator.reconstruct(encoder, decoder),
+            own,
+            evaluator.reconstruct_anchors(encoder, decoder),
+        )
+        for encoder in evaluator.models
+    }
+
+
+def _agreement(own: Tensor, stitched: Tensor) -> float:
+    """:func:`latentbridge.stitching.output_agreement` of two sets of anchor images."""
+    return output_agreement(own.flatten(1), stitched.flatten(1))
 
 
 def _cell_rows(
-    evaluator: _Evaluator, ds: DatasetConfig, variant: str, decoder: str, config: RunConfig
+    sides: dict[str, Sides],
+    target: Tensor,
+    ds: DatasetConfig,
+    variant: str,
+    decoder: str,
+    config: RunConfig,
 ) -> list[ResultRow]:
-    """Rows of the cell (variant, decoder): every model's encoder into ``decoder``."""
+    """Rows of the cell (variant, decoder): every model's encoder into ``decoder``, from the
+    :func:`_sides` of the variant (or of a selection over the candidates)."""
     seed = _parse_name(decoder)[1]
-    target = evaluator.images.test
     rows: list[ResultRow] = []
-    for encoder in evaluator.models:
-        mse = _mse(evaluator.reconstruct(encoder, decoder), target)
+    for encoder, (reconstruction, own, stitched) in sides.items():
+        mse = _mse(reconstruction, target)
         values = {"mse": mse, "psnr": _psnr(mse)}
         chosen: dict[str, float | None] = {m: values[m] for m in config.metrics}
         if encoder != decoder:  # the label-free estimate, on the anchor images
-            chosen[CONSISTENCY] = evaluator.consistency(encoder, decoder)
+            chosen[CONSISTENCY] = _agreement(own, stitched)
         rows += [
             ResultRow(ds.name, decoder, encoder, variant, seed, metric, value)
             for metric, value in chosen.items()
@@ -732,11 +760,31 @@ class _ReconstructionRun:
         return self._evaluators[variant]
 
     def rows(self, variant: str, decoder: str) -> list[ResultRow]:
-        rows = _cell_rows(self.evaluator(variant), self.ds, variant, decoder, self.config)
-        if decoder == model_names(self.config)[-1]:  # the variant's last cell: its grid, then
-            self._grid(variant)  # its models are released
-            del self._evaluators[variant]
+        last = decoder == model_names(self.config)[-1]
+        kind = parse(variant)
+        if isinstance(kind, Selection):
+            pool = [
+                _sides(self.evaluator(c.name), decoder)
+                for c in candidates(from_config(self.config.variants))
+            ]
+            sides = {
+                name: combine(kind.kind, [p[name] for p in pool], _agreement, weighted_mean)
+                for name in pool[0]
+            }
+            if last and kind.kind == SELECTIONS[-1]:  # the last selection: release the candidates
+                self._evaluators.clear()
+            return _cell_rows(sides, self.images.test, self.ds, variant, decoder, self.config)
+        sides = _sides(self.evaluator(variant), decoder)
+        rows = _cell_rows(sides, self.images.test, self.ds, variant, decoder, self.config)
+        if last:  # the variant's last cell: its grid, then its models are released (a
+            self._grid(variant)  # candidate's are kept for a selection)
+            if not (self.config.variants.selection and kind in self._candidates):
+                del self._evaluators[variant]
         return rows
+
+    @functools.cached_property
+    def _candidates(self) -> list[Variant]:
+        return candidates(from_config(self.config.variants))
 
     def _grid(self, variant: str) -> None:
         path = grid_path(self.context.out, self.ds.name, variant)
@@ -747,6 +795,8 @@ class _ReconstructionRun:
         """The image grid of every variant whose grid is still missing (its cells were all
         finished by an earlier run)."""
         for v in from_config(self.config.variants):
+            if isinstance(v, Selection):
+                continue  # no models of its own: its outputs are the candidates'
             self._grid(v.name)
             self._evaluators.pop(v.name, None)
 
