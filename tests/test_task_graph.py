@@ -303,3 +303,26 @@ def test_builtin_graph_config_validates_and_loads_its_datasets() -> None:
     for ds in config.datasets:
         loaded = data.load(ds.name, "full", **ds.options)
         assert isinstance(loaded, data.GraphDataset) and loaded.num_nodes > 0
+
+
+def test_selection_picks_the_most_consistent_candidate_per_pair(tmp_path: Path) -> None:
+    config = {**TINY, "seeds": [0], "variants": {**TINY["variants"], "selection": True}}
+    out = tmp_path / "run"
+    assert main(["run", str(_write(tmp_path, config)), "--out", str(out), "--quiet"]) == 0
+    res = {k: float(v) for k, v in _results(out / "results.csv").items()}
+    candidates = ["cosine", "product:sum"]
+    models = ["gcn-0", "sage-0"]
+    for head in models:
+        for encoder in models:
+            assert (head, encoder, "ensemble", "accuracy") in res
+            if head == encoder:
+                chosen = candidates[0]
+            else:
+                scores = [res[(head, encoder, c, "anchor_consistency")] for c in candidates]
+                chosen = candidates[scores.index(max(scores))]
+                selected = res[(head, encoder, "selected", "anchor_consistency")]
+                assert selected == max(scores)
+            for metric in ("accuracy", "macro_f1"):
+                assert (
+                    res[(head, encoder, "selected", metric)] == res[(head, encoder, chosen, metric)]
+                )

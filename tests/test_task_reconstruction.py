@@ -267,3 +267,25 @@ def test_the_builtin_config_validates() -> None:
     assert config.task == "reconstruction" and config.reconstruction is not None
     assert [d.name for d in config.datasets] == ["fashion-mnist", "mnist-5k"]
     assert config.reconstruction.kinds == ("ae", "vae") and config.seeds == (0, 1)
+
+
+def test_selection_over_the_trained_autoencoders(tmp_path: Path) -> None:
+    config = {**TINY, "variants": {**TINY["variants"], "selection": True}}
+    assert _cli_run(config, tmp_path, tmp_path / "run") == 0
+    rows = {k: float(v) for k, v in _rows(tmp_path / "run" / "results.csv").items()}
+    candidates = ["cosine", "product:mlp_sum"]
+    for decoder in MODELS:
+        for encoder in MODELS:
+            mses = [rows[(decoder, encoder, c, "mse")] for c in candidates]
+            if decoder == encoder:
+                chosen = candidates[0]
+            else:
+                scores = [rows[(decoder, encoder, c, "anchor_consistency")] for c in candidates]
+                chosen = candidates[scores.index(max(scores))]
+            assert (
+                rows[(decoder, encoder, "selected", "mse")]
+                == rows[(decoder, encoder, chosen, "mse")]
+            )
+            # The MSE is convex: a weighted mean of reconstructions is no worse than the worst.
+            assert rows[(decoder, encoder, "ensemble", "mse")] <= max(mses) + 1e-6
+    assert not (tmp_path / "run" / "grids" / "digits__selected.png").exists()
