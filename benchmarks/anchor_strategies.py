@@ -1,0 +1,88 @@
+"""Anchor strategies and the paper's subset product, measured on a built-in config.
+
+Runs a classification config once per anchor strategy of :mod:`latentbridge.anchors`
+(``uniform``, ``stratified``, ``fps``, ``kmeans``; everything else as in the config) and once
+more with the paper's subset product without L∞ (``product_projections: [cosine, euclidean,
+l1]``, ``mlp_sum``, uniform anchors), each into its own folder under ``--out`` (a rerun resumes
+them), and prints the stitched accuracy (mean ± std over the stitched pairs and seeds) of every
+variant, one row per (dataset, strategy).
+
+    .venv/bin/python benchmarks/anchor_strategies.py quick --out DIR [--seeds 0]
+
+``stratified`` uses the training labels to balance the anchors' classes; the other strategies
+use none (``fps`` and ``kmeans`` look only at the first encoder's latents).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from latentbridge.anchors import STRATEGIES
+from latentbridge.experiments.config import RunConfig, load_config
+from latentbridge.experiments.runner import run
+
+SUBSET = ("cosine", "euclidean", "l1")
+
+
+def _configs(config: RunConfig) -> dict[str, RunConfig]:
+    out = {
+        s: dataclasses.replace(config, anchors=dataclasses.replace(config.anchors, strategy=s))
+        for s in STRATEGIES
+    }
+    subset = dataclasses.replace(
+        config.variants,
+        absolute=False,
+        projections=(),
+        product_projections=SUBSET,
+        aggregations=("mlp_sum",),
+        translation=(),
+        selection=False,
+    )
+    out["subset-product"] = dataclasses.replace(config, variants=subset)
+    return out
+
+
+def _stitched(path: Path, metric: str) -> dict[tuple[str, str], list[float]]:
+    values: dict[tuple[str, str], list[float]] = defaultdict(list)
+    with path.open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row["metric"] == metric and row["source"] != row["target"] and row["value"]:
+                values[(row["dataset"], row["variant"])].append(float(row["value"]))
+    return values
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config", help="a built-in classification config or a YAML file")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seeds", type=int, nargs="+")
+    parser.add_argument("--metric", default="accuracy")
+    args = parser.parse_args()
+    config = load_config(args.config)
+    tables = {}
+    for name, variant_config in _configs(config).items():
+        results = run(variant_config, args.out / name, seeds=args.seeds, report=False)
+        tables[name] = _stitched(results, args.metric)
+    variants = list(dict.fromkeys(v for t in tables.values() for _, v in t))
+    datasets = list(dict.fromkeys(d for t in tables.values() for d, _ in t))
+    print(f"| dataset | anchors | {' | '.join(variants)} |")
+    print("|---|---|" + "---:|" * len(variants))
+    for d in datasets:
+        for name, table in tables.items():
+            cells = []
+            for v in variants:
+                values = table.get((d, v))
+                cells.append(
+                    f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}" if values else "—"
+                )
+            print(f"| {d} | {name} | {' | '.join(cells)} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""The benchmark scripts whose numbers the README quotes, on a tiny run."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import math
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from latentbridge.experiments import runner
+from latentbridge.experiments.config import parse_config
+from latentbridge.stitching import ENSEMBLE_TEMPERATURE
+
+from .test_config import TINY
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _stitched_mean(path: Path, variant: str) -> float:
+    with path.open(encoding="utf-8", newline="") as handle:
+        values = [
+            float(r["value"])
+            for r in csv.DictReader(handle)
+            if r["variant"] == variant and r["metric"] == "accuracy" and r["source"] != r["target"]
+        ]
+    return float(np.mean(values))
+
+
+def test_the_temperature_sweep_reproduces_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LATENTBRIDGE_CACHE", str(tmp_path / "cache"))
+    config = parse_config({**TINY, "variants": {**TINY["variants"], "selection": True}})
+    results = runner.run(config, tmp_path / "run", progress=False, report=False)
+    sweep = _script("ensemble_temperature")
+    table = sweep._run(tmp_path / "run")["synthetic"]
+    for variant in ("euclidean", "l1", "cosine", "product:mlp_sum", "selected"):
+        assert np.mean(table[variant]) == pytest.approx(_stitched_mean(results, variant))
+    # The run's ensemble is the sweep's at the library's temperature.
+    assert ENSEMBLE_TEMPERATURE in sweep.TEMPERATURES
+    ensemble = np.mean(table[f"T={ENSEMBLE_TEMPERATURE:g}"])
+    assert ensemble == pytest.approx(_stitched_mean(results, "ensemble"))
+    assert math.inf in sweep.TEMPERATURES
+    assert np.mean(table["oracle"]) >= max(np.mean(table[v]) for v in ("euclidean", "cosine"))
+
+
+def test_the_anchor_strategy_configs_differ_only_where_they_should() -> None:
+    script = _script("anchor_strategies")
+    config = parse_config(TINY)
+    configs = script._configs(config)
+    assert set(configs) == {"uniform", "stratified", "fps", "kmeans", "subset-product"}
+    for name in ("uniform", "stratified", "fps", "kmeans"):
+        assert configs[name].anchors.strategy == name
+        assert configs[name].variants == config.variants
+    subset = configs["subset-product"].variants
+    assert subset.product_projections == ("cosine", "euclidean", "l1")
+    assert subset.aggregations == ("mlp_sum",) and subset.projections == ()
