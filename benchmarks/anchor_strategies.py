@@ -8,6 +8,7 @@ them), and prints the stitched accuracy (mean ± std over the stitched pairs and
 variant, one row per (dataset, strategy).
 
     .venv/bin/python benchmarks/anchor_strategies.py quick --out DIR [--seeds 0]
+        [--aggregations]   # no product variants in the strategy runs (the slow cells)
 
 ``stratified`` uses the training labels to balance the anchors' classes; the other strategies
 use none (``fps`` and ``kmeans`` look only at the first encoder's latents).
@@ -30,9 +31,20 @@ from latentbridge.experiments.runner import run
 SUBSET = ("cosine", "euclidean", "l1")
 
 
-def _configs(config: RunConfig) -> dict[str, RunConfig]:
+def _configs(
+    config: RunConfig, aggregations: tuple[str, ...] | None = None
+) -> dict[str, RunConfig]:
+    """One config per anchor strategy (with ``aggregations`` in place of the config's, if
+    given), and the subset product."""
+    variants = config.variants
+    if aggregations is not None:
+        variants = dataclasses.replace(variants, aggregations=aggregations)
     out = {
-        s: dataclasses.replace(config, anchors=dataclasses.replace(config.anchors, strategy=s))
+        s: dataclasses.replace(
+            config,
+            anchors=dataclasses.replace(config.anchors, strategy=s),
+            variants=variants,
+        )
         for s in STRATEGIES
     }
     subset = dataclasses.replace(
@@ -63,10 +75,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seeds", type=int, nargs="+")
     parser.add_argument("--metric", default="accuracy")
+    parser.add_argument(
+        "--aggregations",
+        nargs="*",
+        help="the product aggregations of the strategy runs (none: no product variants)",
+    )
     args = parser.parse_args()
     config = load_config(args.config)
+    aggregations = None if args.aggregations is None else tuple(args.aggregations)
     tables = {}
-    for name, variant_config in _configs(config).items():
+    for name, variant_config in _configs(config, aggregations).items():
         results = run(variant_config, args.out / name, seeds=args.seeds, report=False)
         tables[name] = _stitched(results, args.metric)
     variants = list(dict.fromkeys(v for t in tables.values() for _, v in t))

@@ -69,3 +69,9 @@ def test_the_anchor_strategy_configs_differ_only_where_they_should() -> None:
     subset = configs["subset-product"].variants
     assert subset.product_projections == ("cosine", "euclidean", "l1")
     assert subset.aggregations == ("mlp_sum",) and subset.projections == ()
+
+
+def test_the_strategy_runs_may_leave_the_products_out() -> None:
+    configs = _script("anchor_strategies")._configs(parse_config(TINY), ())
+    assert all(configs[s].variants.aggregations == () for s in ("uniform", "kmeans"))
+    assert configs["subset-product"].variants.aggregations == ("mlp_sum",)
