@@ -118,9 +118,9 @@ def test_a_monotone_consistency_has_rho_one() -> None:
     section = stitchability_section(_rows(), ACCURACY)
     assert section is not None
     table = _table(section)
-    assert table.headers == ["Dataset", "Spearman ρ", "points"]
+    assert table.headers == ["Dataset", "Spearman ρ", "points", "ρ, selection candidates", "points"]
     cells = [[c.text for c in row] for row in table.rows]
-    assert cells == [["ds", "1.000", "24"], ["ds2", "n/a", "1"]]
+    assert cells == [["ds", "1.000", "24", "1.000", "24"], ["ds2", "n/a", "1", "n/a", "1"]]
     assert "positive ρ" in table.notes[0]
     assert [f.file for f in section.figures] == [
         "charts/stitchability__ds__accuracy.png",
@@ -230,3 +230,22 @@ def test_tiny_run_summary_has_the_stitchability_section(tmp_path: Path) -> None:
     assert "Non-stitched" not in consistency and "| — |" not in consistency
     assert not any("anchor_consistency" in p.name for p in (out / "heatmaps").iterdir())
     assert "Stitchability: Accuracy" in (out / "report.html").read_text()
+
+
+def test_the_candidates_rho_leaves_out_absolute_and_translation() -> None:
+    rows = []
+    # cosine and the product rise with the consistency; absolute and translation fall with it
+    for i, (variant, sign) in enumerate(
+        [("cosine", 1), ("product:mlp_sum", 1), ("absolute", -1), ("translation:affine", -1)]
+    ):
+        for j in range(4):
+            key = ("ds", "a", f"t{j}", variant, 0)
+            c = 0.1 * j + 0.01 * i
+            rows += [
+                ResultRow(*key, CONSISTENCY, c),
+                ResultRow(*key, "accuracy", 0.5 + sign * 0.1 * j + 0.001 * i),
+            ]
+    table = _table(stitchability_section(rows, ACCURACY))
+    (row,) = [[c.text for c in r] for r in table.rows]
+    assert row[3:] == ["1.000", "8"]
+    assert row[2] == "16" and float(row[1]) < 0.5

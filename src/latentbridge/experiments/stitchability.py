@@ -9,7 +9,8 @@ correlation over every (pair, variant, seed) point of the dataset. A useful esti
 near 1, or near -1 for a metric where lower is better (MSE).
 
 :func:`stitchability_section` is the report's section for one real metric: a table
-"Dataset | Spearman ρ | points" and, per dataset, a scatter plot (x: anchor consistency, y: the
+"Dataset | Spearman ρ | points" (every variant, then the selection's candidates only) and, per
+dataset, a scatter plot (x: anchor consistency, y: the
 metric, one colour per variant) written to ``charts/``.
 """
 
@@ -25,6 +26,7 @@ import numpy as np
 from .._plotting import figure, plain_text, png_bytes
 from .results import CONSISTENCY, MetricInfo, ResultRow
 from .tables import NA, Cell, Figure, Section, Table, slug, unique
+from .variants import candidates, parse
 
 __all__ = ["Point", "spearman", "stitchability_points", "stitchability_section"]
 
@@ -97,6 +99,15 @@ def _rho(points: Sequence[Point]) -> float | None:
     return spearman([p.consistency for p in points], [p.value for p in points])
 
 
+def _is_candidate(variant: str) -> bool:
+    """Whether ``variant`` is one a zero-shot selection chooses among (a single projection or
+    a product); a name of no known family (e.g. another registry's) is not."""
+    try:
+        return bool(candidates([parse(variant)]))
+    except ValueError:
+        return False
+
+
 def _rho_text(rho: float | None) -> str:
     return NA if rho is None else f"{rho:.3f}"
 
@@ -145,16 +156,26 @@ def _files(datasets: Sequence[str], metric: str) -> dict[str, str]:
 def stitchability_section(rows: Sequence[ResultRow], metric: MetricInfo) -> Section | None:
     """How well the anchor consistency predicts ``metric`` on the stitched pairs.
 
-    A table "Dataset | Spearman ρ | points" (ρ ``n/a`` with fewer than 3 points or a constant
-    input) and, for each dataset with points, a scatter plot (:func:`scatter_png`). None when
-    ``rows`` hold no anchor consistency (e.g. a run recorded before it existed).
+    A table "Dataset | Spearman ρ | points | ρ, selection candidates | points" (every variant,
+    then the single projections and products only; ρ ``n/a`` with fewer than 3 points or a
+    constant input) and, for each dataset with points, a scatter plot (:func:`scatter_png`).
+    None when ``rows`` hold no anchor consistency (e.g. a run recorded before it existed).
     """
     points = stitchability_points(rows, metric.name)
     if not points:
         return None
-    table = Table(["Dataset", "Spearman ρ", "points"], [])
+    table = Table(["Dataset", "Spearman ρ", "points", "ρ, selection candidates", "points"], [])
     for dataset, found in points.items():
-        table.rows.append([Cell(dataset), Cell(_rho_text(_rho(found))), Cell(str(len(found)))])
+        pool = [p for p in found if _is_candidate(p.variant)]
+        table.rows.append(
+            [
+                Cell(dataset),
+                Cell(_rho_text(_rho(found))),
+                Cell(str(len(found))),
+                Cell(_rho_text(_rho(pool))),
+                Cell(str(len(pool))),
+            ]
+        )
     if metric.higher_is_better:
         good = f"a positive ρ, near 1 (the higher the consistency, the higher the {metric.title})"
     else:
@@ -162,8 +183,9 @@ def stitchability_section(rows: Sequence[ResultRow], metric: MetricInfo) -> Sect
     table.notes.append(
         f"Each point is one stitched (pair, variant, seed): its label-free anchor consistency "
         f"against its {metric.title}. ρ is Spearman's rank correlation over the points of the "
-        f"dataset, every variant pooled; a good estimate has {good}. n/a: fewer than 3 points "
-        "or a constant input."
+        f"dataset, every variant pooled, then over the variants a zero-shot selection chooses "
+        f"among (single projections and products); a good estimate has {good}. n/a: fewer "
+        "than 3 points or a constant input."
     )
     section = Section(f"Stitchability: {metric.title} against anchor consistency")
     section.tables.append(("Spearman correlation (stitched pairs)", table))
