@@ -11,7 +11,9 @@ variant, one row per (dataset, strategy).
         [--aggregations]   # no product variants in the strategy runs (the slow cells)
 
 ``stratified`` uses the training labels to balance the anchors' classes; the other strategies
-use none (``fps`` and ``kmeans`` look only at the first encoder's latents).
+use none (``fps`` and ``kmeans`` look only at the first encoder's latents). A strategy that
+cannot serve a dataset (stratified anchors when a class has fewer samples than its quota) is
+reported on stderr; the table then holds the datasets it finished.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -85,7 +88,13 @@ def main() -> None:
     aggregations = None if args.aggregations is None else tuple(args.aggregations)
     tables = {}
     for name, variant_config in _configs(config, aggregations).items():
-        results = run(variant_config, args.out / name, seeds=args.seeds, report=False)
+        try:
+            results = run(variant_config, args.out / name, seeds=args.seeds, report=False)
+        except ValueError as error:  # e.g. a class too small for stratified anchors
+            print(f"{name}: {error}", file=sys.stderr)
+            results = args.out / name / "results.csv"  # the datasets it finished, if any
+            if not results.is_file():
+                continue
         tables[name] = _stitched(results, args.metric)
     variants = list(dict.fromkeys(v for t in tables.values() for _, v in t))
     datasets = list(dict.fromkeys(d for t in tables.values() for d, _ in t))

@@ -40,7 +40,9 @@ TEMPERATURES = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, math.inf)
 
 
 def _run(folder: Path) -> dict[str, dict[str, list[float]]]:
-    config = parse_config(json.loads((folder / "config.json").read_text()))
+    stored = json.loads((folder / "config.json").read_text())
+    stored.get("variants", {}).pop("ensemble_temperature", None)  # the run's own T
+    config = parse_config(stored)
     pool = candidates(from_config(config.variants))
     context = SimpleNamespace(cache=None, progress=False, log=lambda message: None)
     results: dict[str, dict[str, list[float]]] = {}

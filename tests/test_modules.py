@@ -353,3 +353,19 @@ def test_user_registered_aggregation() -> None:
     finally:
         lb.aggregations.unregister("test_first")
     assert "test_first" not in lb.aggregations.available()
+
+
+def test_a_fitted_whitening_module_claims_affine_invariance_only_when_exact() -> None:
+    _, many = _data(k=30)
+    exact = lb.RelativeProjection("cosine", "whiten").fit(many)
+    assert "affine" in exact.invariances and "orthogonal" in exact.invariances
+    _, few = _data(k=4)
+    floored = lb.RelativeProjection("cosine", "whiten").fit(few)
+    assert "affine" not in floored.invariances and "orthogonal" not in floored.invariances
+    assert "translation" in floored.invariances
+    unfitted = lb.RelativeProjection("cosine", "whiten")
+    assert "affine" in unfitted.invariances  # the declaration, for anchors that allow it
+    product = lb.ProductProjection(
+        [lb.RelativeProjection("cosine", "whiten")], "sum", num_anchors=4
+    ).fit(few)
+    assert "affine" not in product.invariances

@@ -249,3 +249,15 @@ def test_the_candidates_rho_leaves_out_absolute_and_translation() -> None:
     (row,) = [[c.text for c in r] for r in table.rows]
     assert row[3:] == ["1.000", "8"]
     assert row[2] == "16" and float(row[1]) < 0.5
+
+
+def test_the_selections_are_plotted_but_left_out_of_rho() -> None:
+    rows = []
+    for j in range(4):
+        for variant, value in (("cosine", 0.5 + 0.1 * j), ("selected", 0.9 - 0.1 * j)):
+            key = ("ds", "a", f"t{j}", variant, 0)
+            rows += [ResultRow(*key, CONSISTENCY, 0.1 * j), ResultRow(*key, "accuracy", value)]
+    section = stitchability_section(rows, ACCURACY)
+    (row,) = [[c.text for c in r] for r in _table(section).rows]
+    assert row[1:] == ["1.000", "4", "1.000", "4"]
+    assert len(section.figures) == 1

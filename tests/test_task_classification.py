@@ -379,3 +379,20 @@ def test_a_config_without_selection_keeps_no_outputs(tmp_path: Path) -> None:
     out = tmp_path / "run"
     runner.run(parse_config(TINY), out, progress=False, report=False)
     assert not list(out.rglob("*outputs*"))
+
+
+def test_a_folder_with_another_ensemble_temperature_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    config = parse_config(SELECTION)
+    out = tmp_path / "run"
+    runner.run(config, out, progress=False, report=False)
+    stored = json.loads((out / "config.json").read_text())
+    assert stored["variants"]["ensemble_temperature"] == runner.ENSEMBLE_TEMPERATURE
+    monkeypatch.setattr(runner, "ENSEMBLE_TEMPERATURE", 0.5)
+    with pytest.raises(ValueError, match="different config"):
+        runner.run(config, out, progress=False, report=False)
+    # Without selection the temperature is not part of the folder's config.
+    assert "ensemble_temperature" not in runner.folder_config(parse_config(TINY))["variants"]

@@ -289,3 +289,13 @@ def test_selection_over_the_trained_autoencoders(tmp_path: Path) -> None:
             # The MSE is convex: a weighted mean of reconstructions is no worse than the worst.
             assert rows[(decoder, encoder, "ensemble", "mse")] <= max(mses) + 1e-6
     assert not (tmp_path / "run" / "grids" / "digits__selected.png").exists()
+
+
+def test_an_undefined_anchor_agreement_is_not_applicable() -> None:
+    one = torch.rand(1, 1, 8, 8)
+    assert reconstruction._agreement(one, one + 0.1) is None  # a single anchor
+    flat = torch.zeros(3, 1, 8, 8)
+    assert reconstruction._agreement(flat, flat) is None  # both sides constant
+    assert reconstruction._selection_agreement(flat, flat) == 0.0
+    images = torch.rand(4, 1, 8, 8)
+    assert reconstruction._agreement(images, images) == pytest.approx(1.0)

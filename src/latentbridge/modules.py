@@ -136,10 +136,21 @@ class RelativeProjection(nn.Module):
 
     @property
     def invariances(self) -> frozenset[str]:
-        """Transformation classes this configuration is invariant to."""
+        """Transformation classes this configuration is invariant to; for a fitted ``whiten``
+        module, only those that hold for its anchors (orthogonal and affine maps need an
+        exact whitening, :func:`latentbridge.normalization.whitening_is_exact`)."""
         return _projections.effective_invariances(
-            self.projection, self.normalization, self.relative_normalization
+            self.projection,
+            self.normalization,
+            self.relative_normalization,
+            exact_whitening=self._exact_whitening(),
         )
+
+    def _exact_whitening(self) -> bool:
+        """False for a fitted whitening module whose anchors are not whitened exactly."""
+        if not (self.is_fitted and _norm.get_absolute(self.normalization).whitens):
+            return True
+        return _norm.whitening_is_exact(self.anchors)
 
     @property
     def is_fitted(self) -> bool:
@@ -359,7 +370,9 @@ class ProductProjection(nn.Module):
         result: frozenset[str] | None = None
         for s in self.parts:
             rel = post if _norm.get_relative(post).removes_scale else s.relative_normalization
-            inv = _projections.effective_invariances(s.projection, s.normalization, rel)
+            inv = _projections.effective_invariances(
+                s.projection, s.normalization, rel, exact_whitening=s._exact_whitening()
+            )
             result = inv if result is None else result & inv
         return result if result is not None else frozenset()
 

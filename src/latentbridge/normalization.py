@@ -392,8 +392,8 @@ def apply_absolute(
     if whitening is None or tuple(whitening.shape) != (dim, dim):
         got = "None" if whitening is None else f"shape {tuple(whitening.shape)}"
         raise ValueError(
-            f"whitening must be the ({dim}, {dim}) matrix of fit_whitening(anchors, shift, "
-            f"scale) for the {name!r} normalization, got {got}"
+            f"whitening must be the ({dim}, {dim}) matrix of fit_whitening(anchors) for the "
+            f"{name!r} normalization, got {got}"
         )
     return standardised @ whitening
 

@@ -43,6 +43,7 @@ computed at import; the module needs only torch and numpy.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -407,7 +408,7 @@ ENSEMBLE_TEMPERATURE = 0.02
 def _float_vector(value: ArrayLike | Sequence[float], name: str) -> Tensor:
     """A sequence of numbers, an array or a tensor as a float64 tensor."""
     if isinstance(value, (list, tuple)):
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value):
             raise TypeError(f"{name} must hold numbers")
         return torch.tensor(value, dtype=_F64)
     return as_tensor(value, name).to(_F64)

@@ -19,6 +19,7 @@ from typing import Any
 
 from .._files import write_bytes_atomic
 from .._progress import progress_bar
+from ..stitching import ENSEMBLE_TEMPERATURE
 from .config import TASKS as TASK_NAMES
 from .config import RunConfig, check_runnable, parse_seeds
 from .report import write_report
@@ -26,7 +27,7 @@ from .results import CellStore
 from .task import RunContext
 from .tasks import TASKS
 
-__all__ = ["claim_folder", "run"]
+__all__ = ["claim_folder", "folder_config", "run"]
 
 if set(TASKS) != set(TASK_NAMES):  # the config's schema and the plug-ins name the same tasks
     raise ImportError(f"task plug-ins {sorted(TASKS)} differ from the config's {TASK_NAMES}")
@@ -46,6 +47,18 @@ def _same_config(stored: dict[str, Any], current: dict[str, Any]) -> bool:
         elif value != defaults.get(key, object()):
             return False
     return set(stored) <= set(current)
+
+
+def folder_config(config: RunConfig) -> dict[str, Any]:
+    """What a run folder's ``config.json`` stores: ``config.to_dict()`` and, for a run with
+    ``variants.selection``, the library's ensemble temperature
+    (``variants.ensemble_temperature``, :data:`latentbridge.stitching.ENSEMBLE_TEMPERATURE`),
+    so that a folder whose ensemble cells were computed with another temperature is refused
+    rather than resumed with them."""
+    stored = json.loads(json.dumps(config.to_dict()))
+    if config.variants.selection:
+        stored["variants"]["ensemble_temperature"] = ENSEMBLE_TEMPERATURE
+    return stored
 
 
 def _finished_work(out: Path) -> list[Path]:
@@ -108,7 +121,7 @@ def run(
         config = replace(config, seeds=parse_seeds(seeds, "seeds"))
     check_runnable(config)
     out = Path(out_dir)
-    claim_folder(out, json.loads(json.dumps(config.to_dict())))
+    claim_folder(out, folder_config(config))
     store = CellStore(out)
     context = RunContext(out, store, cache, progress, log or (lambda message: None))
     task = TASKS[config.task]

@@ -26,7 +26,7 @@ import numpy as np
 from .._plotting import figure, plain_text, png_bytes
 from .results import CONSISTENCY, MetricInfo, ResultRow
 from .tables import NA, Cell, Figure, Section, Table, slug, unique
-from .variants import candidates, parse
+from .variants import Selection, candidates, parse
 
 __all__ = ["Point", "spearman", "stitchability_points", "stitchability_section"]
 
@@ -99,6 +99,15 @@ def _rho(points: Sequence[Point]) -> float | None:
     return spearman([p.consistency for p in points], [p.value for p in points])
 
 
+def _is_selection(variant: str) -> bool:
+    """Whether ``variant`` is ``selected`` or ``ensemble``, whose points repeat or mix the
+    candidates' (left out of every ρ, kept in the plots)."""
+    try:
+        return isinstance(parse(variant), Selection)
+    except ValueError:
+        return False
+
+
 def _is_candidate(variant: str) -> bool:
     """Whether ``variant`` is one a zero-shot selection chooses among (a single projection or
     a product); a name of no known family (e.g. another registry's) is not."""
@@ -156,22 +165,24 @@ def _files(datasets: Sequence[str], metric: str) -> dict[str, str]:
 def stitchability_section(rows: Sequence[ResultRow], metric: MetricInfo) -> Section | None:
     """How well the anchor consistency predicts ``metric`` on the stitched pairs.
 
-    A table "Dataset | Spearman ρ | points | ρ, selection candidates | points" (every variant,
-    then the single projections and products only; ρ ``n/a`` with fewer than 3 points or a
-    constant input) and, for each dataset with points, a scatter plot (:func:`scatter_png`).
-    None when ``rows`` hold no anchor consistency (e.g. a run recorded before it existed).
+    A table "Dataset | Spearman ρ | points | ρ, selection candidates | points" (every trained
+    variant, ``selected`` and ``ensemble`` left out; then the single projections and products;
+    ρ ``n/a`` with fewer than 3 points or a constant input) and, for each dataset with points,
+    a scatter plot (:func:`scatter_png`). None when ``rows`` hold no anchor consistency (e.g.
+    a run recorded before it existed).
     """
     points = stitchability_points(rows, metric.name)
     if not points:
         return None
     table = Table(["Dataset", "Spearman ρ", "points", "ρ, selection candidates", "points"], [])
     for dataset, found in points.items():
-        pool = [p for p in found if _is_candidate(p.variant)]
+        trained = [p for p in found if not _is_selection(p.variant)]
+        pool = [p for p in trained if _is_candidate(p.variant)]
         table.rows.append(
             [
                 Cell(dataset),
-                Cell(_rho_text(_rho(found))),
-                Cell(str(len(found))),
+                Cell(_rho_text(_rho(trained))),
+                Cell(str(len(trained))),
                 Cell(_rho_text(_rho(pool))),
                 Cell(str(len(pool))),
             ]
@@ -183,9 +194,10 @@ def stitchability_section(rows: Sequence[ResultRow], metric: MetricInfo) -> Sect
     table.notes.append(
         f"Each point is one stitched (pair, variant, seed): its label-free anchor consistency "
         f"against its {metric.title}. ρ is Spearman's rank correlation over the points of the "
-        f"dataset, every variant pooled, then over the variants a zero-shot selection chooses "
-        f"among (single projections and products); a good estimate has {good}. n/a: fewer "
-        "than 3 points or a constant input."
+        f"dataset, every trained variant pooled (the selections `selected` and `ensemble`, whose "
+        f"points repeat or mix their candidates', are plotted but left out), then over the "
+        f"variants a zero-shot selection chooses among (single projections and products); a "
+        f"good estimate has {good}. n/a: fewer than 3 points or a constant input."
     )
     section = Section(f"Stitchability: {metric.title} against anchor consistency")
     section.tables.append(("Spearman correlation (stitched pairs)", table))

@@ -677,9 +677,19 @@ def _sides(evaluator: _Evaluator, decoder: str) -> dict[str, Sides]:
     }
 
 
-def _agreement(own: Tensor, stitched: Tensor) -> float:
-    """:func:`latentbridge.stitching.output_agreement` of two sets of anchor images."""
-    return output_agreement(own.flatten(1), stitched.flatten(1))
+def _agreement(own: Tensor, stitched: Tensor) -> float | None:
+    """:func:`latentbridge.stitching.output_agreement` of two sets of anchor images; None
+    (n/a) where it is undefined (a single anchor, or both sides constant)."""
+    try:
+        return output_agreement(own.flatten(1), stitched.flatten(1))
+    except ValueError:
+        return None
+
+
+def _selection_agreement(own: Tensor, stitched: Tensor) -> float:
+    """:func:`_agreement` for ranking the candidates: an undefined agreement ranks lowest."""
+    agreement = _agreement(own, stitched)
+    return 0.0 if agreement is None else agreement
 
 
 def _cell_rows(
@@ -768,7 +778,9 @@ class _ReconstructionRun:
                 for c in candidates(from_config(self.config.variants))
             ]
             sides = {
-                name: combine(kind.kind, [p[name] for p in pool], _agreement, weighted_mean)
+                name: combine(
+                    kind.kind, [p[name] for p in pool], _selection_agreement, weighted_mean
+                )
                 for name in pool[0]
             }
             if last and kind.kind == SELECTIONS[-1]:  # the last selection: release the candidates
