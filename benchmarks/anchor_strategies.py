@@ -4,11 +4,13 @@ Runs a classification config once per anchor strategy of :mod:`latentbridge.anch
 (``uniform``, ``stratified``, ``fps``, ``kmeans``; everything else as in the config) and once
 more with the paper's subset product without L∞ (``product_projections: [cosine, euclidean,
 l1]``, ``mlp_sum``, uniform anchors), each into its own folder under ``--out`` (a rerun resumes
-them), and prints the stitched accuracy (mean ± std over the stitched pairs and seeds) of every
-variant, one row per (dataset, strategy).
+them), and prints the stitched accuracy (mean ± std over the stitched pairs and seeds, as the
+report's tables: ``†`` where n/a pairs were left out, ``—`` where a variant did not run) of
+every variant, one row per (dataset, strategy).
 
     .venv/bin/python benchmarks/anchor_strategies.py quick --out DIR [--seeds 0]
         [--aggregations]   # no product variants in the strategy runs (the slow cells)
+        [--table-only]     # print the table of the folders already in DIR, run nothing
 
 ``stratified`` uses the training labels to balance the anchors' classes; the other strategies
 use none (``fps`` and ``kmeans`` look only at the first encoder's latents). A strategy that
@@ -19,17 +21,15 @@ reported on stderr; the table then holds the datasets it finished.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import sys
-from collections import defaultdict
 from pathlib import Path
-
-import numpy as np
 
 from latentbridge.anchors import STRATEGIES
 from latentbridge.experiments.config import RunConfig, load_config
+from latentbridge.experiments.report import read_results
 from latentbridge.experiments.runner import run
+from latentbridge.experiments.tables import collect, fmt, stat, unique
 
 SUBSET = ("cosine", "euclidean", "l1")
 
@@ -63,13 +63,9 @@ def _configs(
     return out
 
 
-def _stitched(path: Path, metric: str) -> dict[tuple[str, str], list[float]]:
-    values: dict[tuple[str, str], list[float]] = defaultdict(list)
-    with path.open(encoding="utf-8", newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row["metric"] == metric and row["source"] != row["target"] and row["value"]:
-                values[(row["dataset"], row["variant"])].append(float(row["value"]))
-    return values
+def _stitched(path: Path, metric: str) -> dict[tuple[str, str], list[float | None]]:
+    """The stitched values of ``metric`` per (dataset, variant) (None: not applicable)."""
+    return collect(read_results(path), metric, stitched=True)
 
 
 def main() -> None:
@@ -83,12 +79,19 @@ def main() -> None:
         nargs="*",
         help="the product aggregations of the strategy runs (none: no product variants)",
     )
+    parser.add_argument(
+        "--table-only",
+        action="store_true",
+        help="run nothing: print the table of the results already in --out",
+    )
     args = parser.parse_args()
     config = load_config(args.config)
     aggregations = None if args.aggregations is None else tuple(args.aggregations)
     tables = {}
     for name, variant_config in _configs(config, aggregations).items():
         try:
+            if args.table_only:
+                raise ValueError("not run (--table-only)")
             results = run(variant_config, args.out / name, seeds=args.seeds, report=False)
         except ValueError as error:  # e.g. a class too small for stratified anchors
             print(f"{name}: {error}", file=sys.stderr)
@@ -96,18 +99,13 @@ def main() -> None:
             if not results.is_file():
                 continue
         tables[name] = _stitched(results, args.metric)
-    variants = list(dict.fromkeys(v for t in tables.values() for _, v in t))
-    datasets = list(dict.fromkeys(d for t in tables.values() for d, _ in t))
+    variants = unique(v for t in tables.values() for _, v in t)
+    datasets = unique(d for t in tables.values() for d, _ in t)
     print(f"| dataset | anchors | {' | '.join(variants)} |")
     print("|---|---|" + "---:|" * len(variants))
     for d in datasets:
         for name, table in tables.items():
-            cells = []
-            for v in variants:
-                values = table.get((d, v))
-                cells.append(
-                    f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}" if values else "—"
-                )
+            cells = [fmt(stat(table.get((d, v), []))) for v in variants]
             print(f"| {d} | {name} | {' | '.join(cells)} |")
 
 

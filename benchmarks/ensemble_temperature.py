@@ -5,7 +5,8 @@ A classification run with ``variants.selection: true`` keeps every candidate's l
 test splits and on the anchors (``DIR/models/``). This script reads them back, recomputes the
 anchor consistencies and, for each temperature ``T``, the ensemble's stitched accuracy (mean
 over the stitched pairs and seeds of each dataset), next to ``selected``, the plain average
-(``T = inf``) and the best single candidate. No training and no new latents: it needs the run
+(``T = inf``) and the best candidate per pair (``oracle``); then, over every dataset of the
+given folders, the mean of the datasets' means. No training and no new latents: it needs the run
 folder and the embedding cache the run used (for the test labels).
 
     .venv/bin/python benchmarks/ensemble_temperature.py DIR [DIR ...]
@@ -91,12 +92,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", type=Path)
     args = parser.parse_args()
+    means: dict[str, list[float]] = {}
     for folder in args.folders:
         for dataset, table in _run(folder).items():
             print(f"\n{folder.name} / {dataset} (stitched accuracy, mean over pairs and seeds)")
             print("| variant | accuracy |\n|---|---:|")
             for name, values in table.items():
                 print(f"| {name} | {np.mean(values):.3f} |")
+                means.setdefault(name, []).append(float(np.mean(values)))
+    count = max(len(v) for v in means.values())
+    print(f"\nmean over the {count} datasets (each dataset's mean weighs the same)")
+    print("| variant | accuracy |\n|---|---:|")
+    for name, values in means.items():
+        if len(values) == count:  # a variant every dataset has
+            print(f"| {name} | {np.mean(values):.3f} |")
 
 
 if __name__ == "__main__":

@@ -75,3 +75,29 @@ def test_the_strategy_runs_may_leave_the_products_out() -> None:
     configs = _script("anchor_strategies")._configs(parse_config(TINY), ())
     assert all(configs[s].variants.aggregations == () for s in ("uniform", "kmeans"))
     assert configs["subset-product"].variants.aggregations == ("mlp_sum",)
+
+
+def test_the_strategy_table_of_finished_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    script = _script("anchor_strategies")
+    runner.run(
+        script._configs(parse_config(TINY))["uniform"],
+        tmp_path / "out" / "uniform",
+        progress=False,
+        report=False,
+    )
+    argv = ["anchor_strategies.py", str(path), "--out", str(tmp_path / "out"), "--table-only"]
+    monkeypatch.setattr("sys.argv", argv)
+    script.main()
+    printed = capsys.readouterr()
+    rows = [line for line in printed.out.splitlines() if line.startswith("| synthetic |")]
+    assert [r.split(" | ")[1] for r in rows] == ["uniform"]  # only the finished folder
+    cosine = _stitched_mean(tmp_path / "out" / "uniform" / "results.csv", "cosine")
+    header = printed.out.splitlines()[0].split(" | ")
+    assert rows[0].split(" | ")[header.index("cosine")].startswith(f"{cosine:.3f} ± ")
+    assert "not run (--table-only)" in printed.err

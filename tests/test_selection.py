@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from latentbridge.experiments.selection import combine, weighted_mean
+from latentbridge.experiments.selection import combine, combine_targets, weighted_mean
 from latentbridge.stitching import (
     consistency_ensemble,
     consistency_weights,
@@ -72,3 +72,19 @@ def test_combine_rejects_bad_input() -> None:
         combine("best", _candidates(2), prediction_agreement, consistency_ensemble)
     with pytest.raises(ValueError, match="at least one candidate"):
         combine("selected", [], prediction_agreement, consistency_ensemble)
+
+
+def test_combine_targets_combines_each_target_on_its_own() -> None:
+    pool = [
+        {"a": c, "b": d}
+        for c, d in zip(_candidates(2, seed=3), _candidates(2, seed=4), strict=True)
+    ]
+    out = combine_targets("selected", pool, prediction_agreement, consistency_ensemble)
+    assert list(out) == ["a", "b"]
+    for target in ("a", "b"):
+        want = combine(
+            "selected", [p[target] for p in pool], prediction_agreement, consistency_ensemble
+        )
+        assert out[target] is want
+    with pytest.raises(ValueError, match="at least one candidate"):
+        combine_targets("ensemble", [], prediction_agreement, consistency_ensemble)

@@ -27,7 +27,7 @@ from torch import Tensor
 from ..stitching import consistency_weights, select_by_consistency
 from .variants import SELECTIONS
 
-__all__ = ["Sides", "combine", "weighted_mean"]
+__all__ = ["Sides", "combine", "combine_targets", "weighted_mean"]
 
 #: A candidate's outputs for one pair: (evaluation outputs, source's anchors, target's anchors).
 Sides = tuple[Tensor, Tensor, Tensor]
@@ -58,3 +58,16 @@ def combine(
     weights = consistency_weights(scores)
     test, own, stitched = (average([c[i] for c in candidates], weights) for i in range(3))
     return test, own, stitched
+
+
+def combine_targets(
+    kind: str,
+    pool: Sequence[dict[str, Sides]],
+    agreement: Callable[[Tensor, Tensor], float],
+    average: Callable[[Sequence[Tensor], Tensor], Tensor],
+) -> dict[str, Sides]:
+    """:func:`combine` for every target of a cell: ``pool`` holds each candidate's ``Sides``
+    per target (the same targets, in the same order)."""
+    if not pool:
+        raise ValueError("a selection needs at least one candidate")
+    return {t: combine(kind, [p[t] for p in pool], agreement, average) for t in pool[0]}

@@ -26,7 +26,7 @@ import numpy as np
 from .._plotting import figure, plain_text, png_bytes
 from .results import CONSISTENCY, MetricInfo, ResultRow
 from .tables import NA, Cell, Figure, Section, Table, slug, unique
-from .variants import Selection, candidates, parse
+from .variants import Selection, Variant, candidates, parse
 
 __all__ = ["Point", "spearman", "stitchability_points", "stitchability_section"]
 
@@ -99,22 +99,13 @@ def _rho(points: Sequence[Point]) -> float | None:
     return spearman([p.consistency for p in points], [p.value for p in points])
 
 
-def _is_selection(variant: str) -> bool:
-    """Whether ``variant`` is ``selected`` or ``ensemble``, whose points repeat or mix the
-    candidates' (left out of every ρ, kept in the plots)."""
+def _variant(name: str) -> Variant | None:
+    """The variant called ``name``, or None for a name of no known family (e.g. another
+    registry's)."""
     try:
-        return isinstance(parse(variant), Selection)
+        return parse(name)
     except ValueError:
-        return False
-
-
-def _is_candidate(variant: str) -> bool:
-    """Whether ``variant`` is one a zero-shot selection chooses among (a single projection or
-    a product); a name of no known family (e.g. another registry's) is not."""
-    try:
-        return bool(candidates([parse(variant)]))
-    except ValueError:
-        return False
+        return None
 
 
 def _rho_text(rho: float | None) -> str:
@@ -176,8 +167,11 @@ def stitchability_section(rows: Sequence[ResultRow], metric: MetricInfo) -> Sect
         return None
     table = Table(["Dataset", "Spearman ρ", "points", "ρ, selection candidates", "points"], [])
     for dataset, found in points.items():
-        trained = [p for p in found if not _is_selection(p.variant)]
-        pool = [p for p in trained if _is_candidate(p.variant)]
+        # `selected` and `ensemble` repeat or mix their candidates' points: plotted, not in ρ
+        kinds = {p.variant: _variant(p.variant) for p in found}
+        eligible = {n for n, v in kinds.items() if v is not None and candidates([v])}
+        trained = [p for p in found if not isinstance(kinds[p.variant], Selection)]
+        pool = [p for p in trained if p.variant in eligible]
         table.rows.append(
             [
                 Cell(dataset),

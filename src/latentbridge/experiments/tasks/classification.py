@@ -135,19 +135,13 @@ def _build_model(
 
 
 def _stitched_inputs(
-    features: _Features,
-    variant: Variant,
-    layer: Layer,
-    source: str,
-    target: str,
-    split: str,
-    rows: Tensor | None = None,
-) -> Tensor | None:
-    """``target``'s inputs (``split``, the samples ``rows`` or all) for a head trained on
-    ``source``, or None where not applicable (absolute latents of another dimension; a
-    translation the anchors cannot determine)."""
-    x = features.inputs(variant, layer, target, split)
-    x = x if rows is None else x[rows]
+    features: _Features, variant: Variant, layer: Layer, source: str, target: str
+) -> tuple[Tensor, Tensor] | None:
+    """``target``'s inputs ``(test split, anchors)`` for a head trained on ``source``, or None
+    where not applicable (absolute latents of another dimension; a translation the anchors
+    cannot determine). A translation's map is fitted once, on the anchors, for both."""
+    x_test = features.inputs(variant, layer, target, "test")
+    x_anchors = features.inputs(variant, layer, target, "train")[features.idx]
     if isinstance(variant, Translation) and target != source:
         try:
             translator = Translator(estimator=variant.estimator).fit(
@@ -155,10 +149,11 @@ def _stitched_inputs(
             )
         except ValueError:
             return None  # e.g. fewer anchors than the map has parameters
-        return translator.transform(x).to(torch.float32)
-    if layer is None and x.shape[1] != features.absolute(source, split).shape[1]:
+        test, anchors = (translator.transform(x).to(torch.float32) for x in (x_test, x_anchors))
+        return test, anchors
+    if layer is None and x_test.shape[1] != features.absolute(source, "test").shape[1]:
         return None  # different dimensions: absolute stitching is not applicable
-    return x
+    return x_test, x_anchors
 
 
 def _train(
@@ -194,14 +189,10 @@ def _outputs(
     inputs of the anchors (for ``source`` itself, the head's own view of the anchors)."""
     out: dict[str, Tensor] = {}
     for target in features.spaces.train:
-        x_test = _stitched_inputs(features, variant, layer, source, target, "test")
-        if x_test is not None:
-            out[f"test/{target}"] = logits(model, x_test)
-        x_anchors = _stitched_inputs(
-            features, variant, layer, source, target, "train", features.idx
-        )
-        if x_anchors is not None:
-            out[f"anchors/{target}"] = logits(model, x_anchors)
+        inputs = _stitched_inputs(features, variant, layer, source, target)
+        if inputs is not None:
+            out[f"test/{target}"] = logits(model, inputs[0])
+            out[f"anchors/{target}"] = logits(model, inputs[1])
     return out
 
 

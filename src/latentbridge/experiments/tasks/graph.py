@@ -56,7 +56,7 @@ from ...stitching import consistency_ensemble, prediction_agreement
 from .. import results as cells
 from ..config import GRAPH_ARCHITECTURES, DatasetConfig, GraphConfig, RunConfig
 from ..results import CONSISTENCY, CONSISTENCY_METRIC, CellStore, ResultRow
-from ..selection import Sides, combine
+from ..selection import Sides, combine_targets
 from ..spaces import select_anchor_indices
 from ..tables import Section, stitching_section
 from ..task import Cell, MetricInfo, Plan, RunContext
@@ -590,12 +590,7 @@ class _GraphRun:
             _sides(self.models(c.name), head_name, self.graph, self.anchor_idx)
             for c in candidates(from_config(self.config.variants))
         ]
-        return {
-            name: combine(
-                kind.kind, [p[name] for p in pool], prediction_agreement, consistency_ensemble
-            )
-            for name in pool[0]
-        }
+        return combine_targets(kind.kind, pool, prediction_agreement, consistency_ensemble)
 
     def rows(self, variant: str, head_name: str, seed: int) -> list[ResultRow]:
         return _cell_rows(

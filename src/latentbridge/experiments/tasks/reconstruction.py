@@ -82,7 +82,7 @@ from ..results import (
     model_path,
     save_state,
 )
-from ..selection import Sides, combine, weighted_mean
+from ..selection import Sides, combine_targets, weighted_mean
 from ..spaces import select_anchor_indices
 from ..tables import Section, slug, stitching_section
 from ..task import Cell, MetricInfo, Plan, RunContext
@@ -777,12 +777,7 @@ class _ReconstructionRun:
                 _sides(self.evaluator(c.name), decoder)
                 for c in candidates(from_config(self.config.variants))
             ]
-            sides = {
-                name: combine(
-                    kind.kind, [p[name] for p in pool], _selection_agreement, weighted_mean
-                )
-                for name in pool[0]
-            }
+            sides = combine_targets(kind.kind, pool, _selection_agreement, weighted_mean)
             if last and kind.kind == SELECTIONS[-1]:  # the last selection: release the candidates
                 self._evaluators.clear()
             return _cell_rows(sides, self.images.test, self.ds, variant, decoder, self.config)
