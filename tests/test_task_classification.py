@@ -139,6 +139,31 @@ def test_resume_recomputes_nothing_that_finished(
         runner.run(parse_config(TINY), out, progress=False, report=False)
 
 
+def test_an_interrupted_run_resumes_to_the_same_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Heads are trained in groups fixed by the config, so the cells a resumed run recomputes
+    are the same values as in a run that was never interrupted."""
+    config = parse_config({**TINY, "seeds": [0, 1]})
+    whole = runner.run(config, tmp_path / "whole", progress=False, report=False)
+    real = classification._cell_rows
+    calls: list[object] = []
+
+    def interrupted(*args):  # type: ignore[no-untyped-def]
+        calls.append(args)
+        if len(calls) == 7:  # within a group: its heads were trained with the earlier cells'
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(classification, "_cell_rows", interrupted)
+    out = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(config, out, progress=False, report=False)
+    monkeypatch.setattr(classification, "_cell_rows", real)
+    resumed = runner.run(config, out, progress=False, report=False)
+    assert resumed.read_bytes() == whole.read_bytes()
+
+
 def test_runs_are_deterministic(tmp_path: Path) -> None:
     config = parse_config(
         {**TINY, "variants": {"projections": ["l1"], "aggregations": ["mlp_sum"]}}
@@ -354,9 +379,10 @@ def test_selection_reuses_the_candidates_and_retrains_them_only_when_missing(
     trained: list[str] = []
     real = classification._train
 
-    def counting(features, variant, seed, source, cfg):  # type: ignore[no-untyped-def]
-        trained.append(variant.name)
-        return real(features, variant, seed, source, cfg)
+    def counting(features, variant, jobs, cfg, wanted):  # type: ignore[no-untyped-def]
+        heads = real(features, variant, jobs, cfg, wanted)
+        trained.extend([variant.name] * len(heads))
+        return heads
 
     monkeypatch.setattr(classification, "_train", counting)
     runner.run(config, out, progress=False, report=False)

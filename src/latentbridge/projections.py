@@ -24,9 +24,12 @@ on its own, but cosine, euclidean, dot, angular and rbf become so after the ``wh
 normalisation (:func:`effective_invariances`). Each projection also declares
 ``scaled_by``: classes under which ``r`` is multiplied by a positive constant (euclidean, l1 and
 linf grow linearly with an isotropic scaling, dot quadratically), which a scale-removing relative
-normalisation turns into invariances. Distances are computed from coordinate differences, not
-from the ``||z||^2 + ||a||^2 - 2 <z, a>`` expansion, so nearby points far from the origin keep
-their digits. Cost: O(N K D) time and O(N K) memory for every projection.
+normalisation turns into invariances. Cost: O(N K D) time and O(N K) memory for every
+projection. The distances run on the kernels of :mod:`latentbridge._kernels`: euclidean (and
+rbf) as one matrix product on anchor-centred inputs, with the entries where that expansion
+would cancel digits recomputed from coordinate differences, so nearby points far from the
+origin keep their digits; L1 and L-infinity compiled with numba (the ``fast`` extra), else
+``torch.cdist``. All are deterministic and differentiable (gradient 0 at zero distance).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from typing import overload
 import torch
 from torch import Tensor
 
+from . import _kernels
 from . import normalization as _norm
 from ._scaling import max_abs, pow2_exponent, pow2_floor, times_pow2
 from ._validation import (
@@ -256,16 +260,20 @@ def _distance_scale(x: Tensor, anchors: Tensor, p: float) -> Tensor:
     return torch.where(safe, torch.ones_like(half_range), pow2_floor(half_range))
 
 
+_KERNELS = {2.0: _kernels.euclidean, 1.0: _kernels.l1, float("inf"): _kernels.linf}
+
+
 def _distance(x: Tensor, anchors: Tensor, p: float) -> Tensor:
-    # Direct differences keep the digits of nearby points (the mm expansion cancels them);
-    # cdist's backward is 0, not NaN, at zero distance. Outside the safe range the inputs are
+    # The kernels (latentbridge._kernels) keep the digits of nearby points far from the origin
+    # and give a finite gradient (0) at zero distance. Outside the safe range the inputs are
     # rescaled by a power of two (exact), so no square overflows or underflows; the result
     # overflows to inf only where the true distance exceeds the dtype's range.
-    if x.shape[0] == 0:
-        return x.new_zeros((0, anchors.shape[0]))
+    if x.shape[0] == 0:  # the kernels keep the (empty) graph
+        return _KERNELS[p](x, anchors)
     scale = _distance_scale(x, anchors, p)
-    unit = torch.cdist(x / scale, anchors / scale, p=p, compute_mode="donot_use_mm_for_euclid_dist")
-    return unit * scale
+    if bool(scale == 1):
+        return _KERNELS[p](x, anchors)
+    return _KERNELS[p](x / scale, anchors / scale) * scale
 
 
 def _cosine(x: Tensor, anchors: Tensor) -> Tensor:

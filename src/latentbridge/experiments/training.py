@@ -5,18 +5,31 @@ heads, autoencoders, GNNs): Adam over mini-batches drawn in an order from a seed
 (or full-batch), a loss closure per task, and an end-of-epoch hook where a task keeps its best
 weights. :func:`seeded` is the one way a model is initialised reproducibly: the global RNG is
 forked and seeded, so the caller's state is left untouched.
+
+Small models spend most of a step in per-operation overhead, not arithmetic. :class:`Stack`
+trains ``S`` models of one architecture as one: their parameters stacked along a new first
+dimension, the forward mapped over it with ``torch.func.vmap``, each model drawing its own
+mini-batches from its own generator, and one fused Adam step for all. Adam is elementwise and
+each model's loss depends only on its own parameters, so every model follows its own
+trajectory: the result of a model does not depend on which others are stacked with it (tested
+bit for bit on this machine's CPU). :func:`train_classifiers` trains classification heads this
+way (one step of a stack of 12 heads costs about as much as 3 separate steps).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+import copy
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.func import functional_call, stack_module_state, vmap
 
 __all__ = [
+    "Stack",
     "accuracy",
     "fit",
     "logits",
@@ -25,6 +38,7 @@ __all__ = [
     "predict",
     "seeded",
     "train_classifier",
+    "train_classifiers",
 ]
 
 
@@ -36,17 +50,91 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
+Generators = torch.Generator | Sequence[torch.Generator] | None
+
+
 def _batches(
-    num_samples: int, batch_size: int | None, generator: torch.Generator | None
+    num_samples: int, batch_size: int | None, generator: Generators
 ) -> Iterator[Tensor | None]:
     """One epoch's mini-batches of sample indices (a new order from ``generator``), or a single
-    ``None`` (the full batch) when ``batch_size`` is None."""
+    ``None`` (the full batch) when ``batch_size`` is None. With a sequence of ``S`` generators
+    (a :class:`Stack`), each batch is ``(S, B)``: row ``s`` drawn from generator ``s``."""
     if batch_size is None:
         yield None
+        return
+    if isinstance(generator, Sequence):
+        order = torch.stack([torch.randperm(num_samples, generator=g) for g in generator])
+        for start in range(0, num_samples, batch_size):
+            yield order[:, start : start + batch_size]
         return
     order = torch.randperm(num_samples, generator=generator)
     for start in range(0, num_samples, batch_size):
         yield order[start : start + batch_size]
+
+
+class Stack(nn.Module):
+    """``S`` models of one architecture as one module, for training them together.
+
+    The parameters (and buffers) of the models are stacked along a new first dimension
+    (``torch.func.stack_module_state``) and ``forward(*inputs)`` maps the models' common forward
+    over it (``torch.func.vmap``): each input carries the models' dimension first, ``(S, ...)``,
+    and so does the output. :meth:`unstack` copies the trained values back into the models.
+    Modules whose forward draws random numbers or updates buffers (dropout, batch norm) are
+    refused by ``vmap``; the heads and aggregations of the experiments do neither.
+    """
+
+    _base: nn.Module
+    _models: list[nn.Module]
+
+    def __init__(self, models: Sequence[nn.Module]) -> None:
+        super().__init__()
+        if not models:
+            raise ValueError("models must hold at least one module")
+        params, buffers = stack_module_state(list(models))
+        self._names = list(params)
+        self._buffer_names = list(buffers)
+        self.weights = nn.ParameterList(nn.Parameter(params[n].detach()) for n in self._names)
+        for i, name in enumerate(self._buffer_names):
+            self.register_buffer(f"buffer_{i}", buffers[name].detach())
+        # Neither is a submodule: the stack's parameters are only the stacked ones.
+        self.__dict__["_base"] = copy.deepcopy(models[0]).to("meta")
+        self.__dict__["_models"] = list(models)
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def train(self, mode: bool = True) -> Stack:
+        super().train(mode)
+        self._base.train(mode)
+        return self
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        def call(weights: tuple[Tensor, ...], buffers: tuple[Tensor, ...], *xs: Tensor) -> Tensor:
+            state = (
+                dict(zip(self._names, weights, strict=True)),
+                dict(zip(self._buffer_names, buffers, strict=True)),
+            )
+            out: Tensor = functional_call(self._base, state, xs)
+            return out
+
+        buffers = tuple(getattr(self, f"buffer_{i}") for i in range(len(self._buffer_names)))
+        with warnings.catch_warnings():
+            # vmap runs attention one model at a time (no batching rule yet): correct, and
+            # nothing a user can act on.
+            warnings.filterwarnings("ignore", message="There is a performance drop because")
+            result: Tensor = vmap(call)(tuple(self.weights), buffers, *inputs)
+        return result
+
+    @torch.no_grad()
+    def unstack(self) -> list[nn.Module]:
+        """The models, their parameters and buffers set to the stack's (in eval mode)."""
+        for s, model in enumerate(self._models):
+            for name, stacked in zip(self._names, self.weights, strict=True):
+                model.get_parameter(name).copy_(stacked[s])
+            for i, name in enumerate(self._buffer_names):
+                model.get_buffer(name).copy_(getattr(self, f"buffer_{i}")[s])
+            model.eval()
+        return self._models
 
 
 def fit(
@@ -58,7 +146,7 @@ def fit(
     lr: float,
     weight_decay: float = 0.0,
     batch_size: int | None = None,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     end_of_epoch: Callable[[int], None] | None = None,
 ) -> nn.Module:
     """Minimise ``loss(batch)`` over ``model``'s parameters with Adam; returns it in eval mode.
@@ -68,8 +156,15 @@ def fit(
     zeroes the gradients, backpropagates ``loss(batch)`` and steps Adam(``lr``,
     ``weight_decay``). The model is in train mode during the steps; ``end_of_epoch(epoch)``
     runs after each epoch (it may evaluate, e.g. to keep the best weights).
+
+    A :class:`Stack` takes one generator per model (its batches are ``(S, B)``, see
+    :func:`_batches`), a ``loss`` that sums the models' losses, and Adam's fused kernel (one
+    step for all the stacked parameters).
     """
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    fused = isinstance(model, Stack)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=lr, weight_decay=weight_decay, fused=True if fused else None
+    )
     for epoch in range(epochs):
         model.train()
         for batch in _batches(num_samples, batch_size, generator):
@@ -92,6 +187,57 @@ def make_head(in_features: int, num_classes: int, hidden: int = 128) -> nn.Modul
     )
 
 
+def train_classifiers(
+    models: Sequence[nn.Module],
+    xs: Sequence[Tensor],
+    y: Tensor,
+    *,
+    epochs: int,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    weight_decay: float = 0.0,
+    generators: Sequence[torch.Generator],
+) -> list[nn.Module]:
+    """Train ``models[s]`` on ``(xs[s], y)`` for every ``s`` at once, as one :class:`Stack`.
+
+    Each model minimises the mean cross-entropy of its own shuffled mini-batches (order from
+    ``generators[s]``) with its own Adam state: the same protocol as training it alone, and a
+    result that does not depend on the other models. The models must share one architecture
+    (and so one input width); ``xs`` are ``(N, F)`` each, with the labels ``y`` ``(N,)``.
+    """
+    if not (len(models) == len(xs) == len(generators)):
+        raise ValueError(
+            f"models, xs and generators must have one entry per model, got {len(models)}, "
+            f"{len(xs)} and {len(generators)}"
+        )
+    stack = Stack(models)
+    shared = all(x is xs[0] for x in xs)
+
+    def loss(batch: Tensor | None) -> Tensor:
+        assert batch is not None  # mini-batches, one row per model
+        if shared:
+            inputs = xs[0][batch]
+        else:
+            inputs = torch.stack([x[rows] for x, rows in zip(xs, batch, strict=True)])
+        out = stack(inputs)  # (S, B, C)
+        per_sample = nn.functional.cross_entropy(
+            out.reshape(-1, out.shape[-1]), y[batch].reshape(-1), reduction="none"
+        )
+        return per_sample.view(batch.shape).mean(dim=1).sum()
+
+    fit(
+        stack,
+        loss,
+        num_samples=y.shape[0],
+        epochs=epochs,
+        lr=lr,
+        weight_decay=weight_decay,
+        batch_size=batch_size,
+        generator=list(generators),
+    )
+    return stack.unstack()
+
+
 def train_classifier(
     model: nn.Module,
     x: Tensor,
@@ -103,23 +249,19 @@ def train_classifier(
     weight_decay: float = 0.0,
     generator: torch.Generator,
 ) -> nn.Module:
-    """Minimise cross-entropy with Adam over shuffled mini-batches (order from ``generator``)."""
-    loss_fn = nn.CrossEntropyLoss()
-
-    def loss(batch: Tensor | None) -> Tensor:
-        assert batch is not None  # mini-batches
-        return loss_fn(model(x[batch]), y[batch])
-
-    return fit(
-        model,
-        loss,
-        num_samples=x.shape[0],
+    """Minimise cross-entropy with Adam over shuffled mini-batches (order from ``generator``):
+    :func:`train_classifiers` of one model, so a head trained alone equals the same head
+    trained in a stack."""
+    return train_classifiers(
+        [model],
+        [x],
+        y,
         epochs=epochs,
         lr=lr,
-        weight_decay=weight_decay,
         batch_size=batch_size,
-        generator=generator,
-    )
+        weight_decay=weight_decay,
+        generators=[generator],
+    )[0]
 
 
 @torch.no_grad()

@@ -61,7 +61,7 @@ from ..spaces import (
 )
 from ..tables import Section, stitching_section
 from ..task import Cell, MetricInfo, Plan, RunContext
-from ..training import logits, macro_f1, make_head, seeded, train_classifier
+from ..training import logits, macro_f1, make_head, seeded, train_classifiers
 from ..variants import Selection, Translation, Variant, build_layer, candidates, from_config
 
 __all__ = ["Classification"]
@@ -90,6 +90,8 @@ class _Features:
         self.idx = torch.as_tensor(anchor_idx, dtype=torch.long)
         self.config = config
         self._relative: dict[tuple[str, str, str], Tensor] = {}
+        #: Heads trained with another cell's, until their own cell takes them.
+        self.trained: dict[tuple[str, int, str], tuple[Layer, nn.Module]] = {}
 
     def absolute(self, encoder: str, split: str) -> Tensor:
         store = self.spaces.train if split == "train" else self.spaces.test
@@ -156,29 +158,62 @@ def _stitched_inputs(
     return x_test, x_anchors
 
 
+Job = tuple[int, str]  # (seed, train encoder)
+
+
 def _train(
-    features: _Features, variant: Variant, seed: int, source: str, config: RunConfig
-) -> tuple[Layer, nn.Module]:
-    """The layer and the head of ``variant`` trained on ``source``'s training split."""
+    features: _Features, variant: Variant, jobs: Sequence[Job], config: RunConfig, wanted: Job
+) -> dict[Job, tuple[Layer, nn.Module]]:
+    """``variant``'s layers and heads trained on each job's ``source`` training split, for the
+    jobs whose head has the input width of ``wanted``'s: one group, trained as one stack
+    (:func:`~latentbridge.experiments.training.train_classifiers`).
+
+    Each head is initialised with its own seed and draws its own mini-batches; the group is
+    fixed by the config (every seed and train encoder of the variant with that width), never
+    by what a resumed run has left to do, so a head's values are the same however the run
+    was interrupted.
+    """
     spaces = features.spaces
     y = torch.as_tensor(spaces.train_labels, dtype=torch.long)
-    with seeded(seed):
-        num_features = features.absolute(source, "train").shape[1]
-        layer, model = _build_model(
-            variant, num_features, int(features.idx.numel()), spaces.num_classes, config
-        )
-        x = features.inputs(variant, layer, source, "train")
-        train_classifier(
-            model,
-            x,
-            y,
-            epochs=config.head.epochs,
-            lr=config.head.lr,
-            batch_size=config.head.batch_size,
-            weight_decay=config.head.weight_decay,
-            generator=torch.Generator().manual_seed(seed),
-        )
-    return layer, model
+    built: dict[Job, tuple[Layer, nn.Module, Tensor]] = {}
+    for seed, source in jobs:
+        with seeded(seed):
+            num_features = features.absolute(source, "train").shape[1]
+            layer, model = _build_model(
+                variant, num_features, int(features.idx.numel()), spaces.num_classes, config
+            )
+        built[(seed, source)] = (layer, model, features.inputs(variant, layer, source, "train"))
+    width = built[wanted][2].shape[1:]
+    group = [job for job, (_, _, x) in built.items() if x.shape[1:] == width]
+    train_classifiers(
+        [built[job][1] for job in group],
+        [built[job][2] for job in group],
+        y,
+        epochs=config.head.epochs,
+        lr=config.head.lr,
+        batch_size=config.head.batch_size,
+        weight_decay=config.head.weight_decay,
+        generators=[torch.Generator().manual_seed(seed) for seed, _ in group],
+    )
+    return {job: built[job][:2] for job in group}
+
+
+def _trained(
+    features: _Features,
+    variant: Variant,
+    seed: int,
+    source: str,
+    config: RunConfig,
+) -> tuple[Layer, nn.Module]:
+    """``variant``'s layer and head for (``seed``, ``source``): trained with the rest of its
+    group (:func:`_train`) by the first cell of the group that asks; the group's other cells
+    take theirs from memory."""
+    key = (variant.name, seed, source)
+    if key not in features.trained:
+        jobs = [(s, e) for s in config.seeds for e in features.spaces.train]
+        for (s, e), result in _train(features, variant, jobs, config, (seed, source)).items():
+            features.trained[(variant.name, s, e)] = result
+    return features.trained.pop(key)
 
 
 def _outputs(
@@ -240,7 +275,7 @@ def _cell_rows(
 ) -> list[ResultRow]:
     """The rows of a trained variant; with ``out``, its outputs are kept for a selection."""
     features = make_features()
-    layer, model = _train(features, variant, seed, source, config)
+    layer, model = _trained(features, variant, seed, source, config)
     outputs = _outputs(features, variant, layer, model, source)
     if out is not None:
         save_state(_outputs_path(out, features.spaces.dataset, variant, seed, source), outputs)
@@ -277,7 +312,7 @@ def _candidate_outputs(
     expected = {f"{kind}/{t}" for kind in ("test", "anchors") for t in features.spaces.train}
     if stored is not None and set(stored) == expected:
         return stored
-    layer, model = _train(features, variant, seed, source, config)
+    layer, model = _trained(features, variant, seed, source, config)
     outputs = _outputs(features, variant, layer, model, source)
     save_state(path, outputs)
     return outputs
