@@ -369,3 +369,22 @@ def test_a_fitted_whitening_module_claims_affine_invariance_only_when_exact() ->
         [lb.RelativeProjection("cosine", "whiten")], "sum", num_anchors=4
     ).fit(few)
     assert "affine" not in product.invariances
+
+
+def test_self_attention_is_multihead_attention_written_out() -> None:
+    """The aggregation computes nn.MultiheadAttention (one head) summed over the tokens; its
+    module holds the parameters. Negative control: another module's weights give another map."""
+    torch.manual_seed(0)
+    agg = lb.aggregations.get("self_attention")(num_subspaces=3, num_anchors=16)
+    with torch.no_grad():
+        for p in agg.attention.parameters():
+            p.normal_()  # non-zero biases too
+    x = torch.randn(5, 3, 16, requires_grad=True)
+    reference, _ = agg.attention(x, x, x, need_weights=False)
+    got = agg.combine(x)
+    torch.testing.assert_close(got, reference.sum(dim=1), rtol=1e-4, atol=1e-4)
+    (g_got,) = torch.autograd.grad(got.square().sum(), x)
+    (g_ref,) = torch.autograd.grad(reference.sum(dim=1).square().sum(), x)
+    torch.testing.assert_close(g_got, g_ref, rtol=1e-3, atol=1e-3)
+    other = lb.aggregations.get("self_attention")(num_subspaces=3, num_anchors=16)
+    assert not torch.allclose(other.combine(x), got, atol=1e-3)

@@ -126,8 +126,18 @@ class SelfAttention(Aggregation):
         self.attention = nn.MultiheadAttention(num_anchors, num_heads=1, batch_first=True)
 
     def combine(self, normalized: Tensor) -> Tensor:
-        attended, _ = self.attention(normalized, normalized, normalized, need_weights=False)
-        return attended.sum(dim=1)
+        # nn.MultiheadAttention's function with one head and no dropout, written out in matrix
+        # products (the module holds the parameters, so the state dict is unchanged): the sum
+        # over tokens is taken before the output projection (an affine map, so s times its
+        # bias), and torch.func.vmap batches it when heads are trained in a stack.
+        att = self.attention
+        n, s, k = normalized.shape
+        flat = normalized.reshape(n * s, k)
+        qkv = nn.functional.linear(flat, att.in_proj_weight, att.in_proj_bias)
+        q, kk, v = qkv.view(n, s, 3 * k).chunk(3, dim=-1)
+        scores = torch.einsum("nsk,ntk->nst", q / math.sqrt(k), kk)
+        mixed = torch.einsum("nst,ntk->nk", torch.softmax(scores, dim=-1), v)
+        return nn.functional.linear(mixed, att.out_proj.weight, att.out_proj.bias * s)
 
 
 class Weighted(Aggregation):

@@ -338,6 +338,47 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_project(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .streaming import partial_paths, project_file
+
+    _check_output(args.out, "--out", folder=False)
+    if Path(args.out).suffix.lower() != ".npy":
+        raise ValueError(f"--out must end with .npy, got {args.out!r}")
+    if os.path.lexists(args.out) and not args.overwrite:
+        raise ValueError(f"--out {args.out!r} exists; pass --overwrite to replace it")
+    try:
+        out = project_file(
+            args.latents,
+            args.out,
+            anchors=args.anchors,
+            anchor_indices=args.anchor_indices,
+            projections=args.projection,
+            normalization=args.normalization,
+            relative_normalization=args.relative_normalization,
+            dtype=args.dtype,
+            chunk_size=args.chunk_size,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+        )
+    except KeyboardInterrupt:
+        partial = partial_paths(args.out)[0]
+        if partial.exists():
+            print(
+                f"latentbridge project: the finished rows are kept in {str(partial)!r}; run the "
+                "same command again to resume",
+                file=sys.stderr,
+            )
+        raise
+    rows, width = np.load(out, mmap_mode="r").shape
+    print(
+        f"{rows} x {width} {args.dtype} relative representation ({' + '.join(args.projection)}, "
+        f"normalization {args.normalization}) written to {out}"
+    )
+    return 0
+
+
 # -- argument checks ------------------------------------------------------------------------
 
 
@@ -551,6 +592,53 @@ def _add_run(sub: Any) -> None:
     rep.set_defaults(func=_cmd_report)
 
 
+def _add_project(sub: Any) -> None:
+    """``latentbridge project``."""
+    from . import normalization, projections
+    from .streaming import OUTPUT_DTYPES
+
+    proj = sub.add_parser(
+        "project",
+        help="project a large .npy embedding file onto anchors, in chunks (resumable)",
+        description="Write the relative representation of LATENTS (a .npy file, N x D) to "
+        "--out, reading and writing chunk by chunk through memory maps. Several --projection "
+        "write their subspaces side by side (N x P*K, in the order given). An interrupted run "
+        "keeps its finished rows in OUT.partial and resumes when the same command is run again.",
+    )
+    proj.add_argument("latents", metavar="LATENTS", help="the latents, a .npy file (N, D)")
+    which = proj.add_mutually_exclusive_group(required=True)
+    which.add_argument("--anchors", default=None, help="the anchors' latents, .npy (K, D)")
+    which.add_argument(
+        "--anchor-indices",
+        default=None,
+        metavar="IDX",
+        help="a .npy of K distinct integer row indices into LATENTS: the anchors",
+    )
+    proj.add_argument(
+        "--projection",
+        action="append",
+        required=True,
+        choices=projections.available(),
+        metavar="NAME",
+        help=f"a projection ({', '.join(projections.available())}), repeatable",
+    )
+    proj.add_argument("--normalization", default="none", choices=list(normalization.ABSOLUTE))
+    proj.add_argument(
+        "--relative-normalization", default="none", choices=list(normalization.RELATIVE)
+    )
+    proj.add_argument("--out", required=True, help="the .npy file to write")
+    proj.add_argument("--dtype", default="float32", choices=list(OUTPUT_DTYPES))
+    proj.add_argument(
+        "--chunk-size",
+        type=_positive_int,
+        default=None,
+        help="rows per chunk (default: about 64 MiB of working memory)",
+    )
+    proj.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    proj.add_argument("--quiet", action="store_true", help="no progress bar")
+    proj.set_defaults(func=_cmd_project)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``latentbridge`` argument parser, one sub-command per ``_add_*`` function."""
     from . import __version__
@@ -568,6 +656,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_listings,
         _add_encode,
         _add_run,
+        _add_project,
     ):
         add(sub)
     return parser

@@ -249,19 +249,28 @@ def train_classifier(
     weight_decay: float = 0.0,
     generator: torch.Generator,
 ) -> nn.Module:
-    """Minimise cross-entropy with Adam over shuffled mini-batches (order from ``generator``):
-    :func:`train_classifiers` of one model, so a head trained alone equals the same head
-    trained in a stack."""
-    return train_classifiers(
-        [model],
-        [x],
-        y,
+    """Minimise cross-entropy with Adam over shuffled mini-batches (order from ``generator``).
+
+    One model of any kind (e.g. a relative layer with its head, whose forward validates its
+    input, which ``vmap`` does not allow); :func:`train_classifiers` trains several heads of
+    one architecture at once by the same protocol.
+    """
+    loss_fn = nn.CrossEntropyLoss()
+
+    def loss(batch: Tensor | None) -> Tensor:
+        assert batch is not None  # mini-batches
+        return loss_fn(model(x[batch]), y[batch])
+
+    return fit(
+        model,
+        loss,
+        num_samples=x.shape[0],
         epochs=epochs,
         lr=lr,
-        batch_size=batch_size,
         weight_decay=weight_decay,
-        generators=[generator],
-    )[0]
+        batch_size=batch_size,
+        generator=generator,
+    )
 
 
 @torch.no_grad()
