@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.latentbridge-installed
 
-.PHONY: demo quickstart test lint bench clean
+.PHONY: demo quickstart test lint bench bench-metrics clean
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	PYTHON=$(PYTHON) scripts/setup.sh $(VENV)
@@ -22,6 +22,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_performance.py
+
+bench-metrics: $(STAMP)
 	$(BIN)/python benchmarks/bench_metrics.py
 
 lint: $(STAMP)

@@ -135,12 +135,14 @@ def projections(rows: int, anchors: int, dim: int, repeat: int) -> list[dict[str
     return out
 
 
-def _per_step_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor, seed: int) -> None:
+def _per_step_loop(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, seed: int, epochs: int
+) -> None:
     """The previous training loop: one model, per-tensor Adam, one step per mini-batch."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=False)
     generator = torch.Generator().manual_seed(seed)
     loss_fn = nn.CrossEntropyLoss()
-    for _ in range(10):
+    for _ in range(epochs):
         model.train()
         order = torch.randperm(x.shape[0], generator=generator)
         for start in range(0, x.shape[0], 64):
@@ -151,9 +153,9 @@ def _per_step_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor, seed: int
     model.eval()
 
 
-def heads(count: int) -> list[dict[str, Any]]:
+def heads(count: int, samples: int = 1600, epochs: int = 10) -> list[dict[str, Any]]:
     g = torch.Generator().manual_seed(1)
-    n, k, classes = 1600, 256, 10
+    n, k, classes = samples, 256, 10
     y = torch.randint(0, classes, (n,), generator=g)
     out = []
     for kind, shape in (("head on one subspace", (n, k)), ("mlp_sum product head", (n, 4, k))):
@@ -168,14 +170,14 @@ def heads(count: int) -> list[dict[str, Any]]:
 
         start = time.perf_counter()
         for s in range(count):
-            _per_step_loop(model(s), xs[s], y, s)
+            _per_step_loop(model(s), xs[s], y, s, epochs)
         before = time.perf_counter() - start
         start = time.perf_counter()
         training.train_classifiers(
             [model(s) for s in range(count)],
             xs,
             y,
-            epochs=10,
+            epochs=epochs,
             generators=[torch.Generator().manual_seed(s) for s in range(count)],
         )
         after = time.perf_counter() - start
@@ -212,7 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dim", type=int, default=768)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--heads", type=int, default=12)
+    parser.add_argument("--head-samples", type=int, default=1_600)
+    parser.add_argument("--head-epochs", type=int, default=10)
     parser.add_argument("--stream-rows", type=int, default=200_000)
+    parser.add_argument("--stream-anchors", type=int, default=1_280)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -251,8 +256,11 @@ def main(argv: list[str] | None = None) -> int:
             ],
         )
     )
-    train = heads(args.heads)
-    print(f"\n## Head training: {args.heads} heads, 1,600 samples, 10 epochs of batch 64\n")
+    train = heads(args.heads, args.head_samples, args.head_epochs)
+    print(
+        f"\n## Head training: {args.heads} heads, {args.head_samples:,} samples, "
+        f"{args.head_epochs} epochs of batch 64\n"
+    )
     print(
         _table(
             ["heads", "per-step loop", "stacked", "speed-up"],
@@ -276,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
                 str(HERE / "bench_streaming.py"),
                 "--rows",
                 str(args.stream_rows),
+                "--anchors",
+                str(args.stream_anchors),
                 "--json",
                 str(figures),
             ],
@@ -284,7 +294,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         stream = json.loads(figures.read_text())
     peak = (stream["peak_rss_anon_bytes"] - stream["rss_anon_before_bytes"]) / 2**20
-    print(f"\n## Streaming: {args.stream_rows:,} x 768 float32 onto 1,280 anchors (cosine)\n")
+    print(
+        f"\n## Streaming: {args.stream_rows:,} x 768 float32 onto {args.stream_anchors:,} "
+        "anchors (cosine, float16 out)\n"
+    )
     print(
         _table(
             ["rows/s", "peak anonymous memory above the loaded library", "elapsed"],

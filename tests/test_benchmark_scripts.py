@@ -101,3 +101,30 @@ def test_the_strategy_table_of_finished_folders(
     header = printed.out.splitlines()[0].split(" | ")
     assert rows[0].split(" | ")[header.index("cosine")].startswith(f"{cosine:.3f} ± ")
     assert "not run (--table-only)" in printed.err
+
+
+def test_the_performance_benchmark_on_a_tiny_size(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make bench` runs end to end; its figures are positive and its ratios consistent."""
+    bench = _script("bench_performance")
+    figures = tmp_path / "figures.json"
+    args = ["--rows", "40", "--anchors", "20", "--dim", "8", "--repeat", "1", "--heads", "2",
+            "--head-samples", "64", "--head-epochs", "1", "--stream-rows", "300",
+            "--stream-anchors", "20", "--json", str(figures)]  # fmt: skip
+    assert bench.main(args) == 0
+    printed = capsys.readouterr().out
+    for heading in ("## Projections", "## Head training", "## Streaming"):
+        assert heading in printed
+    import json
+
+    data = json.loads(figures.read_text())
+    rows = {r["case"]: r for r in data["projections"]}
+    assert {"cosine", "euclidean", "l1", "linf", "gemm x @ anchors.T"} <= set(rows)
+    for row in rows.values():
+        assert row["forward_s"] > 0
+        assert math.isclose(row["vs_cosine"], row["forward_s"] / rows["cosine"]["forward_s"])
+    for name in ("euclidean", "l1", "linf"):
+        assert rows[name]["cdist_forward_s"] > 0 and rows[name]["fwd_bwd_s"] > 0
+    assert all(r["stacked_heads_per_s"] > 0 and r["heads"] == 2 for r in data["heads"])
+    assert data["streaming"]["rows"] == 300 and data["streaming"]["rows_per_s"] > 0

@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -26,6 +25,8 @@ import latentbridge as lb
 from latentbridge import streaming
 from latentbridge.cli import main
 from latentbridge.streaming import default_chunk_size, partial_paths, project_file
+
+from .test_cli_errors import _fails as _one_line_error
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -80,9 +81,8 @@ def _files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
-@pytest.fixture
-def chunk_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """Record the number of rows of every chunk computed (the list of their sizes)."""
+def _count_chunks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the number of rows of every chunk computed from now on (the list of sizes)."""
     calls: list[int] = []
     original = streaming._project_chunk
 
@@ -91,7 +91,13 @@ def chunk_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
         return original(module, x)
 
     monkeypatch.setattr(streaming, "_project_chunk", counting)
-    yield calls
+    return calls
+
+
+@pytest.fixture
+def chunk_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """Record the number of rows of every chunk computed (the list of their sizes)."""
+    yield _count_chunks(monkeypatch)
 
 
 def _interrupt_after(
@@ -375,14 +381,7 @@ def test_an_interrupted_run_resumes_without_recomputing(
     assert not out.exists() and partial.is_file() and sidecar.is_file() and not lock.exists()
     assert _rows_done(out) == 40
     monkeypatch.undo()
-    calls: list[int] = []
-    original = streaming._project_chunk
-
-    def counting(module: Any, x: np.ndarray) -> torch.Tensor:
-        calls.append(x.shape[0])
-        return original(module, x)
-
-    monkeypatch.setattr(streaming, "_project_chunk", counting)
+    calls = _count_chunks(monkeypatch)
     _job(data, out)
     assert calls == [10] * 6 + [3]  # rows 40..102 only
     assert out.read_bytes() == reference
@@ -519,14 +518,7 @@ def test_the_partial_output_of_another_job_is_discarded(
     else:
         assert isinstance(change, dict)
         options = change
-    calls: list[int] = []
-    original = streaming._project_chunk
-
-    def counting(module: Any, x: np.ndarray) -> torch.Tensor:
-        calls.append(x.shape[0])
-        return original(module, x)
-
-    monkeypatch.setattr(streaming, "_project_chunk", counting)
+    calls = _count_chunks(monkeypatch)
     with pytest.warns(UserWarning, match="discarding the unfinished output"):
         _job(data, out, **options)
     assert sum(calls) == N  # started again
@@ -545,14 +537,7 @@ def test_a_damaged_partial_file_is_started_again(
     partial = partial_paths(out)[0]
     partial.write_bytes(partial.read_bytes()[:-7])  # truncated, its sidecar intact
     reference = _job(data, data["folder"] / "ref.npy").read_bytes()
-    calls: list[int] = []
-    original = streaming._project_chunk
-
-    def counting(module: Any, x: np.ndarray) -> torch.Tensor:
-        calls.append(x.shape[0])
-        return original(module, x)
-
-    monkeypatch.setattr(streaming, "_project_chunk", counting)
+    calls = _count_chunks(monkeypatch)
     _job(data, out)
     assert sum(calls) == N and out.read_bytes() == reference
 
@@ -725,16 +710,10 @@ def test_nan_anchors_selected_by_index_are_named_with_their_row(data: dict[str, 
 
 
 def _fails(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
-    """Run ``latentbridge argv``, expect a user error, return its one line of message."""
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    captured = capsys.readouterr()
-    assert exc.value.code == 2, captured.err
-    assert "Traceback" not in captured.out + captured.err
-    lines = captured.err.splitlines()
-    assert len(lines) == 1, captured.err
-    assert re.match(r"latentbridge project: error: ", lines[0]), lines[0]
-    return lines[0]
+    """``latentbridge project ...`` fails as every command does (one line, exit 2)."""
+    line = _one_line_error(capsys, argv)
+    assert line.startswith("latentbridge project: error: "), line
+    return line
 
 
 def test_the_command_writes_what_the_function_writes(

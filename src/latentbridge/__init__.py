@@ -8,7 +8,9 @@ The core needs only torch and numpy; importing it does nothing else (no files, n
 - :mod:`latentbridge.anchors` for anchor selection, :mod:`latentbridge.aggregations`,
   :mod:`latentbridge.transformations` for the invariance vocabulary;
 - :func:`anchor_consistency` and :mod:`latentbridge.stitching`: label-free agreement, on the
-  parallel anchors, of a model trained on one space and its zero-shot stitched copy.
+  parallel anchors, of a model trained on one space and its zero-shot stitched copy;
+- :func:`latentbridge.streaming.project_file`: the relative representation of an embedding file
+  too large for memory, written chunk by chunk (resumable).
 """
 
 from . import (
@@ -22,6 +24,7 @@ from . import (
     normalization,
     projections,
     stitching,
+    streaming,
     transformations,
 )
 from .encoding import encode
@@ -50,5 +53,6 @@ __all__ = [
     "projections",
     "relative_projection",
     "stitching",
+    "streaming",
     "transformations",
 ]

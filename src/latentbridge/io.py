@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -35,10 +35,14 @@ def check_embedding_path(path: str | os.PathLike[str], argument: str = "path") -
     return suffix
 
 
-def _read_npy(file: Path) -> np.ndarray:
-    """The array of a ``.npy`` file, checked from its header first; never unpickles."""
+def npy_header(file: Path, argument: str = "") -> tuple[tuple[int, ...], bool, Any, int]:
+    """``(shape, fortran_order, dtype, data offset)`` of a ``.npy`` file, checked without
+    reading the data: the NumPy magic and a supported version, a parseable header, no Python
+    objects (never unpickles) and a file as long as its header promises. ``argument`` (e.g.
+    ``"latents"``) starts the error messages."""
     fmt = np.lib.format
-    invalid = f"{str(file)!r} is not a valid .npy array file"
+    name = f"{argument} {str(file)!r}" if argument else repr(str(file))
+    invalid = f"{name} is not a valid .npy array file"
     with file.open("rb") as handle:
         try:
             version = fmt.read_magic(handle)
@@ -49,27 +53,36 @@ def _read_npy(file: Path) -> np.ndarray:
             raise ValueError(f"{invalid}: format version {version} is not supported")
         read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
         try:
-            shape, _, dtype = read_header(handle)
+            shape, fortran_order, dtype = read_header(handle)
         except Exception:  # any failure to parse the header (tokenize, syntax) means not .npy
             # numpy's own message may advise allow_pickle=True: never pass that on
             raise ValueError(f"{invalid}: its header is unreadable") from None
-        if dtype.hasobject:
-            raise ValueError(
-                f"{str(file)!r} holds Python objects (dtype {dtype}), which only unpickling "
-                "could read; save a numeric array instead"
-            )
-        # compare sizes first: a truncated file must not make numpy allocate what it promises
-        expected = handle.tell() + math.prod(shape) * dtype.itemsize
+        offset = handle.tell()
         size = os.fstat(handle.fileno()).st_size
-        if size < expected:
-            raise ValueError(
-                f"{invalid}: it is truncated (its header promises {expected} bytes, it has {size})"
-            )
-        handle.seek(0)
+    if dtype.hasobject:
+        raise ValueError(
+            f"{name} holds Python objects (dtype {dtype}), which only unpickling could read; "
+            "save a numeric array instead"
+        )
+    # compare sizes first: a truncated file must not make numpy allocate what it promises
+    expected = offset + math.prod(shape) * dtype.itemsize
+    if size < expected:
+        raise ValueError(
+            f"{invalid}: it is truncated (its header promises {expected} bytes, it has {size})"
+        )
+    return tuple(shape), bool(fortran_order), dtype, offset
+
+
+def _read_npy(file: Path) -> np.ndarray:
+    """The array of a ``.npy`` file, checked from its header first; never unpickles."""
+    npy_header(file)
+    with file.open("rb") as handle:
         try:
-            return np.asarray(fmt.read_array(handle, allow_pickle=False))
+            return np.asarray(np.lib.format.read_array(handle, allow_pickle=False))
         except (ValueError, EOFError, OSError):
-            raise ValueError(f"{invalid}: the data is corrupted") from None
+            raise ValueError(
+                f"{str(file)!r} is not a valid .npy array file: the data is corrupted"
+            ) from None
 
 
 def _read_safetensors(file: Path, key: str | None) -> np.ndarray:

@@ -60,7 +60,7 @@ from ._files import remove_stale_temps, write_bytes_atomic
 from ._progress import progress_bar
 from ._validation import check_bool, check_choice, check_positive_int, warn_user
 from .cache import fingerprint_inputs
-from .io import _existing, _read_npy, load_embeddings
+from .io import _existing, _read_npy, load_embeddings, npy_header
 from .modules import ProductProjection, RelativeProjection
 
 __all__ = [
@@ -121,45 +121,12 @@ def partial_paths(out: _PathLike) -> tuple[Path, Path, Path]:
 # -- inputs -----------------------------------------------------------------------------------
 
 
-def _npy_header(file: Path, argument: str) -> tuple[tuple[int, ...], bool, np.dtype[Any], int]:
-    """``(shape, fortran_order, dtype, data offset)`` of a ``.npy`` file, checked as
-    :func:`latentbridge.io.load_embeddings` checks it (never unpickles, refuses a truncated
-    file), without reading the data."""
-    fmt = np.lib.format
-    invalid = f"{argument} {str(file)!r} is not a valid .npy array file"
-    with file.open("rb") as handle:
-        try:
-            version = fmt.read_magic(handle)
-        except (ValueError, EOFError):
-            raise ValueError(f"{invalid}: it does not start with the NumPy header") from None
-        if version not in ((1, 0), (2, 0)):
-            raise ValueError(f"{invalid}: format version {version} is not supported")
-        read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-        try:
-            shape, fortran_order, dtype = read_header(handle)
-        except Exception:  # any failure to parse the header means it is not a .npy file
-            raise ValueError(f"{invalid}: its header is unreadable") from None
-        offset = handle.tell()
-        size = os.fstat(handle.fileno()).st_size
-    if dtype.hasobject:
-        raise ValueError(
-            f"{argument} {str(file)!r} holds Python objects (dtype {dtype}), which only "
-            "unpickling could read; save a numeric array instead"
-        )
-    expected = offset + math.prod(shape) * dtype.itemsize
-    if size < expected:
-        raise ValueError(
-            f"{invalid}: it is truncated (its header promises {expected} bytes, it has {size})"
-        )
-    return tuple(shape), bool(fortran_order), dtype, offset
-
-
 def _open_latents(path: _PathLike) -> tuple[np.ndarray, dict[str, Any]]:
     """The latents memory-mapped read-only, and the fingerprint of the file."""
     if Path(path).suffix.lower() != ".npy":
         raise ValueError(f"latents must be a .npy file (it is memory-mapped), got {str(path)!r}")
     file = _existing(path, "latents file")
-    shape, fortran_order, dtype, offset = _npy_header(file, "latents")
+    shape, fortran_order, dtype, offset = npy_header(file, "latents")
     if len(shape) != 2:
         raise ValueError(f"latents {str(file)!r} must hold a 2-D (N, D) array, got shape {shape}")
     if dtype.kind != "f" or dtype.itemsize > 8:
@@ -419,7 +386,7 @@ def _resumable(
             and 0 <= done <= shape[0]
         ):
             try:
-                header_shape, fortran_order, header_dtype, offset = _npy_header(partial, "partial")
+                header_shape, fortran_order, header_dtype, offset = npy_header(partial, "partial")
                 if (
                     header_shape == shape
                     and header_dtype == dtype
