@@ -492,3 +492,83 @@ def test_kernels_and_projections_on_cuda_match_cpu(name: str, dtype: torch.dtype
             ref = _cdist64(xs, as_, 2.0)
             assert _max_rel(_kernels.euclidean(xs.cuda(), as_.cuda()), ref) <= 1e-5
             assert _max_rel(lb.relative_projection(xs.cuda(), as_.cuda(), "euclidean"), ref) <= 1e-5
+
+
+def test_euclidean_gradient_keeps_digits_of_near_duplicates_far_from_the_centre() -> None:
+    """The guarded entries' gradients are taken from direct differences too: as precise as
+    cdist's float32 gradient, where the expansion alone loses about eps |x_c| / d."""
+    torch.manual_seed(3)
+    a = torch.randn(50, 64) * 100
+    x = a[:10] + 1e-5 * torch.randn(10, 64)
+
+    def grads(fn: Callable[..., torch.Tensor], p: torch.Tensor, q: torch.Tensor):  # type: ignore[no-untyped-def]
+        pg, qg = p.clone().requires_grad_(), q.clone().requires_grad_()
+        fn(pg, qg).sum().backward()
+        return pg.grad.double(), qg.grad.double()
+
+    def direct(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        return torch.cdist(p, q, compute_mode="donot_use_mm_for_euclid_dist")
+
+    ref_x, ref_a = grads(direct, x.double(), a.double())
+    got_x, got_a = grads(_kernels.euclidean, x, a)
+    for got, ref in ((got_x, ref_x), (got_a, ref_a)):
+        assert float(((got - ref).norm(dim=1) / ref.norm(dim=1)).max()) < 1e-5
+
+
+def test_euclidean_under_autocast_computes_in_the_inputs_precision() -> None:
+    torch.manual_seed(0)
+    x, a = torch.randn(20, 16), torch.randn(30, 16)
+    x[:3] = a[:3]  # zero distances: guarded entries
+    expected = torch.cdist(x.double(), a.double(), compute_mode="donot_use_mm_for_euclid_dist")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = _kernels.euclidean(x, a)
+        module = lb.RelativeProjection("euclidean").fit(a)(x)
+    assert got.dtype == torch.float32 and module.dtype == torch.float32
+    torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(module.double(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_double_backward_is_refused_not_wrong() -> None:
+    x = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    a = torch.randn(5, 3, dtype=torch.float64)
+    for fn in (_kernels.euclidean, _kernels.l1, _kernels.linf):
+        (g,) = torch.autograd.grad(fn(x, a).sum(), x, create_graph=True)
+        if _kernels.use_numba(x) or fn is _kernels.euclidean:
+            with pytest.raises(RuntimeError):
+                g.sum().backward()
+
+
+@pytest.mark.skipif(not _kernels.numba_available(), reason="numba is not installed")
+def test_a_forked_child_falls_back_to_cdist() -> None:
+    """numba's OpenMP pool is not fork-safe: a child forked after the parent ran the compiled
+    kernels computes with torch.cdist instead of aborting, with the same values."""
+    import os
+
+    x, a = torch.randn(9, 5), torch.randn(7, 5)
+    parent = _kernels.l1(x, a)
+    assert _kernels.use_numba(x)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            ok = not _kernels.use_numba(x) and torch.allclose(_kernels.l1(x, a), parent)
+            os.write(write, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1" and os.waitstatus_to_exitcode(status) == 0
+    os.close(read)
+
+
+def test_a_broken_numba_falls_back_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken() -> None:
+        raise RuntimeError("cannot cache function: no locator available")
+
+    monkeypatch.setitem(_kernels._STATE, "ready", None)
+    monkeypatch.setattr(_kernels, "_compile", broken)
+    monkeypatch.setattr(_kernels, "numba_available", lambda: True)
+    x, a = torch.randn(6, 4), torch.randn(3, 4)
+    with pytest.warns(RuntimeWarning, match="cannot cache function"):
+        assert not _kernels.use_numba(x)
+    torch.testing.assert_close(_kernels.l1(x, a), torch.cdist(x, a, p=1.0))

@@ -840,3 +840,21 @@ def test_the_benchmark_runs_small(tmp_path: Path) -> None:
     np.testing.assert_allclose(
         out, _reference(x, x[idx], ("cosine",)).astype(np.float16), rtol=1e-3, atol=1e-3
     )
+
+
+@pytest.mark.parametrize("error", [RuntimeError, MemoryError, OSError])
+def test_a_failure_that_is_not_the_inputs_keeps_the_finished_rows(
+    data: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: type[Exception]
+) -> None:
+    """Out of memory (torch raises RuntimeError), a full disk: the rows stay for a rerun."""
+    out = tmp_path / "kept.npy"
+    reference = _job(data, data["folder"] / "ref.npy").read_bytes()
+    _interrupt_after(monkeypatch, 3, error)
+    with pytest.raises(error):
+        _job(data, out)
+    partial, sidecar, _ = partial_paths(out)
+    assert partial.is_file() and sidecar.is_file() and not out.exists()
+    monkeypatch.undo()
+    calls = _count_chunks(monkeypatch)
+    _job(data, out)
+    assert sum(calls) < N and out.read_bytes() == reference

@@ -422,3 +422,26 @@ def test_a_folder_with_another_ensemble_temperature_is_refused(
         runner.run(config, out, progress=False, report=False)
     # Without selection the temperature is not part of the folder's config.
     assert "ensemble_temperature" not in runner.folder_config(parse_config(TINY))["variants"]
+
+
+def test_heads_are_split_into_stacks_of_bounded_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A parameter budget splits a group into consecutive stacks (one head each here): the
+    same protocol, so the same results up to rounding."""
+    config = parse_config({**TINY, "seeds": [0, 1]})
+    whole = _results(runner.run(config, tmp_path / "whole", progress=False, report=False))
+    sizes: list[int] = []
+    real = classification.train_classifiers
+
+    def recording(models, *args, **kwargs):  # type: ignore[no-untyped-def]
+        sizes.append(len(models))
+        return real(models, *args, **kwargs)
+
+    monkeypatch.setattr(classification, "train_classifiers", recording)
+    monkeypatch.setattr(classification, "MAX_STACK_PARAMETERS", 1)
+    split = _results(runner.run(config, tmp_path / "split", progress=False, report=False))
+    assert sizes and set(sizes) == {1}
+    assert split.keys() == whole.keys()
+    diffs = [abs(float(split[k]) - float(v)) for k, v in whole.items() if v != ""]
+    assert max(diffs) <= 0.03 and sum(diffs) / len(diffs) <= 0.005

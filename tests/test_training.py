@@ -162,3 +162,21 @@ def test_bad_stacks_are_clear_errors() -> None:
         training.train_classifiers(
             [_head(0), _head(1)], [x], y, epochs=1, generators=[torch.Generator()]
         )
+
+
+def test_a_stack_keeps_frozen_parameters_frozen_and_needs_mini_batches() -> None:
+    heads = [_head(s) for s in range(2)]
+    for head in heads:
+        head[0].weight.requires_grad_(False)  # a frozen LayerNorm scale
+    stack = training.Stack(heads)
+    frozen = [p for p in stack.parameters() if not p.requires_grad]
+    assert len(frozen) == 1 and frozen[0].shape == (2, F)
+    x, y = _data(0)
+    before = heads[0][0].weight.detach().clone()
+    training.train_classifiers(
+        heads, [x, x], y, epochs=1, batch_size=32, generators=[torch.Generator()] * 2
+    )
+    assert torch.equal(heads[0][0].weight, before)
+    with pytest.raises(ValueError, match="mini-batches"):
+        training.fit(training.Stack(heads), lambda b: torch.zeros(()), num_samples=4, epochs=1,
+                     lr=0.1)  # fmt: skip

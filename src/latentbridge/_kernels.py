@@ -7,33 +7,46 @@ compiled.
     change), so the cost is one GEMM. The expansion loses digits where a distance is small
     against the norms (nearby points far from the centre): every entry whose squared distance
     is below :data:`GUARD` times ``|z_c|^2 + |a_c|^2`` is recomputed from direct coordinate
-    differences, which bounds the relative error of the others by about ``4 eps / GUARD``
-    (float32: ~1e-5; in practice far below, see the tests). Backward is two more GEMMs
-    (``dd/dz = (z - a) / d``, taken as 0 at ``d = 0``, as ``torch.cdist`` does).
+    differences, which keeps the relative error of the others near ``eps / GUARD`` times the
+    GEMM's accumulation error (an estimate; measured below 1e-6 in float32, see the tests).
+    Backward is two more GEMMs (``dd/dz = (z - a) / d``, taken as 0 at ``d = 0``, as
+    ``torch.cdist`` does), with the guarded entries' terms again from direct differences.
+    Autocast is turned off inside (half precision would cancel most digits).
 
 ``l1(x, anchors)`` and ``linf(x, anchors)``
     Direct differences, compiled with numba when it is installed (the ``fast`` extra): one
     pass over ``N x K x D`` in cache-sized blocks, threads over rows (forward and ``dx``) or
     anchors (``d anchors``), each output written by one thread in a fixed order, so results
-    are deterministic. Without numba, on other devices, or for dtypes other than float32 and
-    float64, ``torch.cdist`` computes them (same values up to rounding, O(N K) memory too).
-    Backward of L1 is ``sign(z - a)``; of L-infinity ``sign(z - a)`` on the coordinates where
-    ``|z - a|`` reaches the distance (all of them on a tie), as ``torch.cdist``.
+    are deterministic and do not depend on the number of threads (as many as torch uses).
+    Without numba (or where it fails to compile: a warning says why), with
+    ``LATENTBRIDGE_KERNELS=torch``, on other devices, for dtypes other than float32 and
+    float64, and in a child forked from a process that ran them (numba's OpenMP pool is not
+    fork-safe), ``torch.cdist`` computes them: the same values up to rounding; on a GPU in row
+    blocks, since its backward there allocates an ``rows x K x D`` buffer. Backward of L1 is
+    ``sign(z - a)``; of L-infinity ``sign(z - a)`` on the coordinates where ``|z - a|`` reaches
+    the distance (all of them on a tie), as ``torch.cdist``.
+
+The kernels' backward is not differentiable again (a second derivative raises) and
+``torch.func`` transforms (``vmap``, ``grad``) do not apply to them.
 
 Every kernel takes finite inputs of one dtype and device whose differences and sums of squares
 cannot overflow (the projections rescale them first) and returns ``(N, K)``. Memory is
-``O(N K)`` plus one working block; no ``N x K x D`` temporary.
+``O(N K)`` plus one working block; no ``N x K x D`` temporary (on a GPU, the cdist fallback's
+backward needs one per row block of at most 256 MiB).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import threading
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 __all__ = ["GUARD", "euclidean", "l1", "linf", "numba_available", "use_numba"]
 
@@ -43,6 +56,9 @@ GUARD = 2.0**-5
 
 # Anchors per register tile of the L-infinity kernel.
 _LINF_TILE = 128
+
+# Bytes of the N x K x D backward buffer of torch.cdist per row block on a GPU (256 MiB).
+_CDIST_BLOCK = 1 << 28
 
 # Pairs recomputed per block by the euclidean guard (times D elements of working memory).
 _GUARD_BLOCK = 1 << 22
@@ -55,8 +71,9 @@ def _squared_norms(t: Tensor) -> Tensor:
     return (t * t).sum(dim=1)
 
 
-def _euclidean_forward(x: Tensor, anchors: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """``(d, x_c, a_c)``: the distances and the centred inputs."""
+def _euclidean_forward(x: Tensor, anchors: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(d, x_c, a_c, close)``: the distances, the centred inputs and the ``(M, 2)`` indices
+    of the entries recomputed from direct differences."""
     centre = anchors.mean(dim=0, keepdim=True)
     x_c, a_c = x - centre, anchors - centre
     nx, na = _squared_norms(x_c), _squared_norms(a_c)
@@ -65,35 +82,67 @@ def _euclidean_forward(x: Tensor, anchors: Tensor) -> tuple[Tensor, Tensor, Tens
     close = torch.nonzero(d2 < GUARD * scale)
     if close.numel():
         rows, cols = close[:, 0], close[:, 1]
-        step = max(1, _GUARD_BLOCK // max(1, x.shape[1]))
         exact = torch.cat(
-            [
-                _squared_norms(x[rows[s : s + step]] - anchors[cols[s : s + step]])
-                for s in range(0, rows.numel(), step)
-            ]
+            [_squared_norms(x[r] - anchors[c]) for r, c in _blocks(rows, cols, x.shape[1])]
         )
         d2[rows, cols] = exact
-    return d2.clamp_min_(0.0).sqrt_(), x_c, a_c
+    return d2.clamp_min_(0.0).sqrt_(), x_c, a_c, close
+
+
+def _blocks(rows: Tensor, cols: Tensor, dim: int) -> list[tuple[Tensor, Tensor]]:
+    """``(rows, cols)`` in blocks of at most :data:`_GUARD_BLOCK` elements of ``dim`` each."""
+    step = max(1, _GUARD_BLOCK // max(1, dim))
+    return [(rows[s : s + step], cols[s : s + step]) for s in range(0, rows.numel(), step)]
 
 
 class _Euclidean(torch.autograd.Function):
+    # Autocast is turned off inside: the expansion needs the inputs' precision (in half
+    # precision it would lose most digits and its squared norms could overflow).
     @staticmethod
     def forward(ctx: Any, x: Tensor, anchors: Tensor) -> Tensor:
-        d, x_c, a_c = _euclidean_forward(x, anchors)
-        ctx.save_for_backward(d, x_c, a_c)
+        with torch.autocast(x.device.type, enabled=False):
+            d, x_c, a_c, close = _euclidean_forward(x, anchors)
+        ctx.save_for_backward(d, x_c, a_c, close, x, anchors)
         return d
 
     @staticmethod
+    @once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:
-        d, x_c, a_c = ctx.saved_tensors
-        # dd_ij / dz_i = (z_i - a_j) / d_ij, 0 where d_ij = 0.
-        w = torch.where(d > 0, grad / torch.where(d > 0, d, torch.ones_like(d)), 0.0)
-        gx = ga = None
-        if ctx.needs_input_grad[0]:
-            gx = x_c * w.sum(dim=1, keepdim=True) - w @ a_c
-        if ctx.needs_input_grad[1]:
-            ga = a_c * w.sum(dim=0)[:, None] - w.T @ x_c
-        return gx, ga
+        d, x_c, a_c, close, x, anchors = ctx.saved_tensors
+        with torch.autocast(grad.device.type, enabled=False):
+            return _euclidean_backward(ctx.needs_input_grad, grad.to(d.dtype), d, x_c, a_c,
+                                       close, x, anchors)  # fmt: skip
+
+
+def _euclidean_backward(
+    needs: tuple[bool, ...],
+    grad: Tensor,
+    d: Tensor,
+    x_c: Tensor,
+    a_c: Tensor,
+    close: Tensor,
+    x: Tensor,
+    anchors: Tensor,
+) -> tuple[Tensor | None, Tensor | None]:
+    """``dd_ij / dz_i = (z_i - a_j) / d_ij`` (0 where ``d_ij = 0``), as matrix products, except
+    on the guarded entries, whose differences are taken directly (the products would cancel
+    the digits the forward kept)."""
+    w = torch.where(d > 0, grad / torch.where(d > 0, d, torch.ones_like(d)), 0.0)
+    direct: list[tuple[Tensor, Tensor, Tensor]] = []
+    if close.numel():
+        rows, cols = close[:, 0], close[:, 1]
+        direct = [(r, c, w[r, c]) for r, c in _blocks(rows, cols, x.shape[1])]
+        w[rows, cols] = 0.0
+    gx = ga = None
+    if needs[0]:
+        gx = x_c * w.sum(dim=1, keepdim=True) - w @ a_c
+        for r, c, weight in direct:
+            gx.index_add_(0, r, weight[:, None] * (x[r] - anchors[c]))
+    if needs[1]:
+        ga = a_c * w.sum(dim=0)[:, None] - w.T @ x_c
+        for r, c, weight in direct:
+            ga.index_add_(0, c, weight[:, None] * (anchors[c] - x[r]))
+    return gx, ga
 
 
 def euclidean(x: Tensor, anchors: Tensor) -> Tensor:
@@ -107,6 +156,20 @@ def euclidean(x: Tensor, anchors: Tensor) -> Tensor:
 # -- L1 and L-infinity ------------------------------------------------------------------------
 
 _COMPILED: dict[str, Callable[..., None]] = {}
+# Whether the compiled kernels work here (None: not tried yet), whether this process ran them
+# (a child forked after that must not: numba's OpenMP pool is not fork-safe), and a lock that
+# serialises the calls (numba's workqueue pool, its fallback without OpenMP, is not
+# thread-safe).
+_STATE: dict[str, bool | None] = {"ready": None, "used": False, "forked": False}
+_LOCK = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    if _STATE["used"]:
+        _STATE["forked"] = True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def numba_available() -> bool:
@@ -114,15 +177,56 @@ def numba_available() -> bool:
     return importlib.util.find_spec("numba") is not None
 
 
+def _ready() -> bool:
+    """Whether the compiled kernels work in this process: numba imports and compiles (once;
+    on failure a warning says why and ``torch.cdist`` serves from then on), and this is not a
+    child forked from a process that ran them."""
+    if _STATE["forked"]:
+        return False
+    if _STATE["ready"] is None:
+        try:
+            import numpy as np
+
+            kernels = _compile()
+            probe = np.zeros((4, 2), dtype=np.float32)
+            with _LOCK:
+                kernels["l1_forward"](probe, probe, np.empty((4, 4), np.float32))
+            _STATE["ready"] = True
+        except Exception as error:  # a broken install or no cache location: fall back
+            warnings.warn(
+                f"the compiled L1/L-infinity kernels are unavailable ({type(error).__name__}: "
+                f"{error}); torch.cdist computes them instead",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            _STATE["ready"] = False
+    return bool(_STATE["ready"])
+
+
 def use_numba(t: Tensor) -> bool:
-    """Whether the compiled kernels serve ``t``: numba installed, a CPU tensor of float32 or
-    float64, and ``LATENTBRIDGE_KERNELS`` not set to ``torch``."""
+    """Whether the compiled kernels serve ``t``: a CPU tensor of float32 or float64,
+    ``LATENTBRIDGE_KERNELS`` not set to ``torch``, and numba installed and working here."""
     return (
         t.device.type == "cpu"
         and t.dtype in (torch.float32, torch.float64)
         and os.environ.get("LATENTBRIDGE_KERNELS", "auto") != "torch"
         and numba_available()
+        and _ready()
     )
+
+
+def _run(name: str, *args: Any) -> None:
+    """Call the compiled kernel ``name`` with as many threads as torch uses, one call at a
+    time."""
+    import numba
+
+    kernel = _compile()[name]
+    limit = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+    threads = max(1, min(torch.get_num_threads(), limit))
+    with _LOCK:
+        numba.set_num_threads(threads)
+        _STATE["used"] = True
+        kernel(*args)
 
 
 def _compile() -> dict[str, Callable[..., None]]:
@@ -259,27 +363,26 @@ class _Compiled(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
         x, anchors, d = ctx.saved_tensors
-        kernel = _compile()[f"{ctx.kind}_backward"]
+        kernel = f"{ctx.kind}_backward"
         g = grad.to(x.dtype)
         gx = ga = None
         if ctx.needs_input_grad[0]:
             gx = torch.empty_like(x)
-            kernel(_numpy(x), _numpy(anchors.T), _numpy(g), _numpy(d), gx.numpy())
+            _run(kernel, _numpy(x), _numpy(anchors.T), _numpy(g), _numpy(d), gx.numpy())
         if ctx.needs_input_grad[1]:
             ga = torch.empty_like(anchors)
-            kernel(_numpy(anchors), _numpy(x.T), _numpy(g.T), _numpy(d.T), ga.numpy())
+            _run(kernel, _numpy(anchors), _numpy(x.T), _numpy(g.T), _numpy(d.T), ga.numpy())
         return gx, ga, None
 
 
 def _l1_forward(x: Any, anchors: Any, out: Tensor) -> None:
-    _compile()["l1_forward"](x, anchors, out.numpy())
+    _run("l1_forward", x, anchors, out.numpy())
 
 
 def _linf_forward(x: Any, anchors: Any, out: Tensor) -> None:
     """The tiled kernel on the rows in multiples of 4, then the (up to 3) last rows padded."""
     import numpy as np
 
-    kernel = _compile()["linf_forward"]
     k, dim = anchors.shape
     padded = -(-k // _LINF_TILE) * _LINF_TILE
     a_t = np.zeros((dim, padded), dtype=anchors.dtype)
@@ -288,17 +391,29 @@ def _linf_forward(x: Any, anchors: Any, out: Tensor) -> None:
     whole = n - n % 4
     result = out.numpy()
     if whole:
-        kernel(x[:whole], a_t, k, result[:whole])
+        _run("linf_forward", x[:whole], a_t, k, result[:whole])
     if whole < n:
         tail = np.zeros((4, dim), dtype=x.dtype)
         tail[: n - whole] = x[whole:]
         tail_out = np.empty((4, k), dtype=x.dtype)
-        kernel(tail, a_t, k, tail_out)
+        _run("linf_forward", tail, a_t, k, tail_out)
         result[whole:] = tail_out[: n - whole]
 
 
 def _cdist(x: Tensor, anchors: Tensor, p: float) -> Tensor:
-    return torch.cdist(x, anchors, p=p, compute_mode="donot_use_mm_for_euclid_dist")
+    """``torch.cdist``; on a GPU in row blocks, whose backward (an N x K x D buffer there)
+    then needs at most :data:`_CDIST_BLOCK` bytes per block."""
+    step = x.shape[0]
+    if x.device.type != "cpu" and x.shape[0] and anchors.numel():
+        step = max(1, _CDIST_BLOCK // (anchors.numel() * x.element_size()))
+    if step >= x.shape[0]:
+        return torch.cdist(x, anchors, p=p, compute_mode="donot_use_mm_for_euclid_dist")
+    return torch.cat(
+        [
+            torch.cdist(x[i : i + step], anchors, p=p, compute_mode="donot_use_mm_for_euclid_dist")
+            for i in range(0, x.shape[0], step)
+        ]
+    )
 
 
 def l1(x: Tensor, anchors: Tensor) -> Tensor:

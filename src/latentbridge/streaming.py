@@ -546,6 +546,9 @@ def project_file(
     target = Path(out)
     _check_output(target, inputs, overwrite)
 
+    # float64 latents compute in float64, the others in float32 (the anchors too)
+    compute = np.dtype(np.float64 if array.dtype == np.float64 else np.float32)
+    anchor_values = np.asarray(anchor_values, dtype=compute)
     module: RelativeProjection | ProductProjection
     if len(names) == 1:
         module = RelativeProjection(names[0], normalization, relative_normalization)
@@ -560,7 +563,6 @@ def project_file(
         )
     num_anchors = int(anchor_values.shape[0])
     width = len(names) * num_anchors
-    compute = np.dtype(np.float64 if array.dtype == np.float64 else np.float32)
     out_dtype = np.dtype(dtype)
     if chunk_size is None:
         chunk_size = default_chunk_size(
@@ -574,6 +576,9 @@ def project_file(
 
     job = {
         "latentbridge": __version__,
+        # the arithmetic: another torch or kernel (numba or torch.cdist) rounds differently
+        "torch": torch.__version__,
+        "kernels": _kernel_backend(compute),
         "latents": latents_fp,
         "anchors": anchors_fp,
         "projections": list(names),
@@ -608,6 +613,23 @@ def project_file(
     return target
 
 
+def _kernel_backend(compute: np.dtype[Any]) -> str:
+    """Which distance kernels compute in ``compute``: ``numba <version>`` or ``torch``."""
+    from . import _kernels
+
+    probe = torch.empty(0, dtype=torch.float64 if compute == np.float64 else torch.float32)
+    if not _kernels.use_numba(probe):
+        return "torch"
+    import numba
+
+    return f"numba {numba.__version__}"
+
+
+class _InputError(ValueError):
+    """A failure that the same job would meet again (a NaN in the latents, a value that does
+    not fit the output dtype): its partial file is deleted."""
+
+
 def _run(
     array: np.ndarray,
     module: RelativeProjection | ProductProjection,
@@ -636,18 +658,21 @@ def _run(
                 block = np.ascontiguousarray(array[start:stop], dtype=compute)
                 if not np.isfinite(block).all():
                     count, row, col = _first_bad(block)
-                    raise ValueError(
+                    raise _InputError(
                         f"latents {latents_file!r} holds NaN or infinite values ({count} in rows "
                         f"{start}-{stop - 1}), the first at row {start + row}, column {col}; "
                         "remove or impute them"
                     )
-                values = _project_chunk(module, block).numpy()
+                try:
+                    values = _project_chunk(module, block).numpy()
+                except ValueError as error:  # e.g. values that do not fit the dtype
+                    raise _InputError(*error.args) from None
                 if result is None:  # created once the first chunk has succeeded
                     result = _create_partial(partial, out_dtype, shape)
                 with np.errstate(over="ignore", invalid="ignore"):
                     result[start:stop] = values
                 if not np.isfinite(result[start:stop]).all():
-                    raise ValueError(
+                    raise _InputError(
                         f"the relative representation of rows {start}-{stop - 1} has values that "
                         f"do not fit {out_dtype.name} (largest finite "
                         f"{float(np.finfo(out_dtype).max):.4g}); write a wider --dtype/dtype"
@@ -667,8 +692,9 @@ def _run(
                 f"{str(partial)!r}: pass overwrite=True to replace it"
             )
         os.replace(partial, target)
-    except (ValueError, TypeError, RuntimeError):
-        # A failure on the input: the same job would fail again, so nothing is kept.
+    except _InputError:
+        # A failure on the input: the same job would fail again, so nothing is kept (any other
+        # failure, e.g. out of memory or a full disk, keeps the finished rows for a rerun).
         result = None
         for path in (partial, sidecar):
             with contextlib.suppress(FileNotFoundError):

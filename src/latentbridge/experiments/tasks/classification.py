@@ -184,7 +184,8 @@ def _train(
             )
         built[(seed, source)] = (layer, model, features.inputs(variant, layer, source, "train"))
     width = built[wanted][2].shape[1:]
-    group = [job for job, (_, _, x) in built.items() if x.shape[1:] == width]
+    same = [job for job, (_, _, x) in built.items() if x.shape[1:] == width]
+    group = next(g for g in _stacks(same, built) if wanted in g)
     train_classifiers(
         [built[job][1] for job in group],
         [built[job][2] for job in group],
@@ -198,21 +199,46 @@ def _train(
     return {job: built[job][:2] for job in group}
 
 
+#: Parameters of one stack of heads at most (2^28, 1 GiB of float32 per copy; training holds
+#: about five copies: the models, the stack, its gradients and Adam's two moments).
+MAX_STACK_PARAMETERS = 1 << 28
+
+
+def _stacks(
+    jobs: Sequence[Job], built: dict[Job, tuple[Layer, nn.Module, Tensor]]
+) -> list[list[Job]]:
+    """``jobs`` in consecutive stacks of at most :data:`MAX_STACK_PARAMETERS` parameters (at
+    least one head each): fixed by the config's order, like the group."""
+    stacks: list[list[Job]] = [[]]
+    total = 0
+    for job in jobs:
+        size = sum(p.numel() for p in built[job][1].parameters())
+        if stacks[-1] and total + size > MAX_STACK_PARAMETERS:
+            stacks.append([])
+            total = 0
+        stacks[-1].append(job)
+        total += size
+    return stacks
+
+
 def _trained(
     features: _Features,
     variant: Variant,
     seed: int,
     source: str,
     config: RunConfig,
+    keep: Callable[[Job], bool],
 ) -> tuple[Layer, nn.Module]:
     """``variant``'s layer and head for (``seed``, ``source``): trained with the rest of its
-    group (:func:`_train`) by the first cell of the group that asks; the group's other cells
-    take theirs from memory."""
+    group (:func:`_train`) by the first cell of the group that asks; the heads of the group
+    that ``keep(job)`` (a cell still to compute) stay in memory for their cells, which take
+    them."""
     key = (variant.name, seed, source)
     if key not in features.trained:
         jobs = [(s, e) for s in config.seeds for e in features.spaces.train]
-        for (s, e), result in _train(features, variant, jobs, config, (seed, source)).items():
-            features.trained[(variant.name, s, e)] = result
+        for job, result in _train(features, variant, jobs, config, (seed, source)).items():
+            if job == (seed, source) or keep(job):
+                features.trained[(variant.name, job[0], job[1])] = result
     return features.trained.pop(key)
 
 
@@ -271,11 +297,13 @@ def _cell_rows(
     seed: int,
     source: str,
     config: RunConfig,
-    out: Path | None = None,
+    out: Path | None,
+    pending: Callable[[Job], bool],
 ) -> list[ResultRow]:
-    """The rows of a trained variant; with ``out``, its outputs are kept for a selection."""
+    """The rows of a trained variant; with ``out``, its outputs are kept for a selection.
+    ``pending(job)``: whether the variant's cell of that job is still to compute."""
     features = make_features()
-    layer, model = _trained(features, variant, seed, source, config)
+    layer, model = _trained(features, variant, seed, source, config, pending)
     outputs = _outputs(features, variant, layer, model, source)
     if out is not None:
         save_state(_outputs_path(out, features.spaces.dataset, variant, seed, source), outputs)
@@ -312,7 +340,12 @@ def _candidate_outputs(
     expected = {f"{kind}/{t}" for kind in ("test", "anchors") for t in features.spaces.train}
     if stored is not None and set(stored) == expected:
         return stored
-    layer, model = _trained(features, variant, seed, source, config)
+    dataset = features.spaces.dataset
+
+    def missing(job: Job) -> bool:  # another selection cell will ask for that head
+        return not _outputs_path(out, dataset, variant, *job).is_file()
+
+    layer, model = _trained(features, variant, seed, source, config, missing)
     outputs = _outputs(features, variant, layer, model, source)
     save_state(path, outputs)
     return outputs
@@ -373,11 +406,18 @@ class Classification:
                         )
                     else:
                         out = keep if v in pool else None
+                        pending = functools.partial(_pending, context, dataset.name, v.name)
                         compute = functools.partial(
-                            _cell_rows, features, v, seed, encoder, config, out
+                            _cell_rows, features, v, seed, encoder, config, out, pending
                         )
                     cells.append(Cell(dataset.name, v.name, seed, encoder, compute))
         return Plan(cells)
+
+
+def _pending(context: RunContext, dataset: str, variant: str, job: Job) -> bool:
+    """Whether the cell of ``variant`` for ``job`` (seed, train encoder) is not stored yet."""
+    store = context.store
+    return not store.done(store.path(dataset, variant, *job))
 
 
 def _features(dataset: DatasetConfig, config: RunConfig, context: RunContext) -> _Features:
