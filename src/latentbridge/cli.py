@@ -287,6 +287,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .experiments.runner import run
 
     config = load_config(args.config)
+    if args.device is not None:
+        from dataclasses import replace
+
+        config = replace(config, device=args.device)
     out = args.out or f"runs/{config.name}"
     _check_output(out, "--out" if args.out else "the output folder", folder=True)
     results = run(
@@ -584,6 +588,12 @@ def _add_run(sub: Any) -> None:
     run_.add_argument("config", nargs="?", default="quick", help="built-in name or YAML path")
     run_.add_argument("--out", default=None, help="output folder (default runs/<config name>)")
     run_.add_argument("--seeds", type=_seed, nargs="+", default=None, help="override the seeds")
+    run_.add_argument(
+        "--device",
+        default=None,
+        help="where heads train: cpu, cuda, cuda:N or auto (CUDA where present); overrides the "
+        "config's device (classification so far)",
+    )
     run_.add_argument("--quiet", action="store_true", help="no progress output")
     run_.set_defaults(func=_cmd_run)
 

@@ -50,12 +50,14 @@ def _same_config(stored: dict[str, Any], current: dict[str, Any]) -> bool:
 
 
 def folder_config(config: RunConfig) -> dict[str, Any]:
-    """What a run folder's ``config.json`` stores: ``config.to_dict()`` and, for a run with
+    """What a run folder's ``config.json`` stores: ``config.to_dict()`` without ``device``
+    (a run may resume on another device; its values then differ by rounding) and, for a run with
     ``variants.selection``, the library's ensemble temperature
     (``variants.ensemble_temperature``, :data:`latentbridge.stitching.ENSEMBLE_TEMPERATURE`),
     so that a folder whose ensemble cells were computed with another temperature is refused
     rather than resumed with them."""
     stored = json.loads(json.dumps(config.to_dict()))
+    stored.pop("device", None)  # where it ran is not what it computes: a run may move
     if config.variants.selection:
         stored["variants"]["ensemble_temperature"] = ENSEMBLE_TEMPERATURE
     return stored

@@ -201,6 +201,7 @@ def train_classifiers(
     batch_size: int = 64,
     weight_decay: float = 0.0,
     generators: Sequence[torch.Generator],
+    device: torch.device | str = "cpu",
 ) -> list[nn.Module]:
     """Train ``models[s]`` on ``(xs[s], y)`` for every ``s`` at once, as one :class:`Stack`.
 
@@ -208,21 +209,26 @@ def train_classifiers(
     ``generators[s]``) with its own Adam state: the same protocol as training it alone, and a
     result that does not depend on the other models. The models must share one architecture
     (and so one input width); ``xs`` are ``(N, F)`` each, with the labels ``y`` ``(N,)``.
+    The stack trains on ``device`` (inputs moved there once, mini-batch orders still drawn
+    on the CPU); the models come back with the trained values on their own device.
     """
     if not (len(models) == len(xs) == len(generators)):
         raise ValueError(
             f"models, xs and generators must have one entry per model, got {len(models)}, "
             f"{len(xs)} and {len(generators)}"
         )
-    stack = Stack(models)
+    stack = Stack(models).to(device)
     shared = all(x is xs[0] for x in xs)
+    on_device = [x.to(device) for x in (xs[:1] if shared else xs)]
+    y = y.to(device)
 
     def loss(batch: Tensor | None) -> Tensor:
         assert batch is not None  # mini-batches, one row per model
+        batch = batch.to(device)
         if shared:
-            inputs = xs[0][batch]
+            inputs = on_device[0][batch]
         else:
-            inputs = torch.stack([x[rows] for x, rows in zip(xs, batch, strict=True)])
+            inputs = torch.stack([x[rows] for x, rows in zip(on_device, batch, strict=True)])
         out = stack(inputs)  # (S, B, C)
         per_sample = nn.functional.cross_entropy(
             out.reshape(-1, out.shape[-1]), y[batch].reshape(-1), reduction="none"

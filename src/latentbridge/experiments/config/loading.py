@@ -9,6 +9,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from ... import data, encoders
+from ..._devices import resolve_device
 from .rules import parse_config
 from .schema import RunConfig
 from .validate import ConfigError
@@ -85,6 +86,16 @@ def check_runnable(config: RunConfig) -> None:
     if config.task == "similarity":
         raw.pop("metrics", None)  # derived from similarity.measures
     parse_config(raw, name=config.name)
+    if config.device != "cpu":
+        if config.task != "classification":
+            raise ConfigError(
+                f"config key 'device': {config.device!r} is supported by the classification "
+                f"task so far; the {config.task} task trains on the CPU (device: cpu)"
+            )
+        try:
+            resolve_device(config.device, "config key 'device':")
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
     for i, ds in enumerate(config.datasets):
         if ds.name != "synthetic":
             try:

@@ -14,6 +14,7 @@ from numbers import Integral
 from typing import Any, TypeVar
 
 from ... import analysis
+from ..._devices import check_device
 from ...aggregations import available as aggregation_names
 from ...alignment import available as translation_estimators
 from ...anchors import available as anchor_strategies
@@ -51,6 +52,16 @@ def _drop_unset(config: Any, stored: dict[str, Any]) -> dict[str, Any]:
             for item, item_stored in zip(value, stored[f.name], strict=True):
                 _drop_unset(item, item_stored)
     return stored
+
+
+def parse_device(value: Any, key: str = "device") -> str:
+    """``value`` as a device name: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``
+    (:class:`~.validate.ConfigError` naming ``key`` otherwise). Whether a GPU is present is
+    checked when the run starts (:func:`~.loading.check_runnable`)."""
+    try:
+        return check_device(value, "it")
+    except ValueError as error:
+        raise fail(key, str(error).removeprefix("it ")) from None
 
 
 def parse_seeds(value: Any, key: str = "seeds") -> tuple[int, ...]:
@@ -349,6 +360,11 @@ class RunConfig:
     seeds: tuple[int, ...] = constrained((0, 1, 2), parse=parse_seeds)
     metrics: tuple[str, ...] = constrained(METRICS, nonempty="metric")
     description: str = ""
+    #: Where heads train: ``cpu``, ``cuda`` (``cuda:N``) or ``auto`` (CUDA where present). Not
+    #: part of a run folder's identity: a run may resume on another device.
+    device: str = field(
+        default="cpu", metadata={_STORED_WHEN_SET: True, **rule(parse=parse_device)}
+    )
     reconstruction: ReconstructionConfig | None = None
     graph: GraphConfig | None = None
     similarity: SimilarityConfig | None = None

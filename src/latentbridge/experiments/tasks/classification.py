@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..._devices import resolve_device
 from ...alignment import Translator
 from ...modules import ProductProjection, RelativeProjection
 from ...stitching import consistency_ensemble, prediction_agreement
@@ -195,6 +196,7 @@ def _train(
         batch_size=config.head.batch_size,
         weight_decay=config.head.weight_decay,
         generators=[torch.Generator().manual_seed(seed) for seed, _ in group],
+        device=resolve_device(config.device),
     )
     return {job: built[job][:2] for job in group}
 
