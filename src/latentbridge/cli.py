@@ -270,6 +270,9 @@ def _cmd_encode(args: argparse.Namespace) -> int:
         cache=cache,
         progress=not args.quiet,
         refresh=args.refresh,
+        executor=args.executor,
+        address=args.address,
+        max_parallel=args.max_parallel,
     )
     print(
         f"{args.dataset}/{args.split} with {args.encoder}: {latents.shape[0]} x "
@@ -297,6 +300,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         config,
         out,
         seeds=args.seeds,
+        executor=args.executor,
+        address=args.address,
+        max_parallel=args.max_parallel,
         progress=not args.quiet,
         log=None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True)),
     )
@@ -573,7 +579,30 @@ def _add_encode(sub: Any) -> None:
     enc.add_argument("--out", default=None, help="also write the latents here (.npy/.safetensors)")
     enc.add_argument("--refresh", action="store_true", help="recompute even if cached")
     enc.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_executor(enc, "chunk after chunk here", "the chunks by Ray Data actors")
     enc.set_defaults(func=_cmd_encode)
+
+
+def _add_executor(parser: Any, local: str, ray: str) -> None:
+    """``--executor``, ``--address`` and ``--max-parallel`` of ``run`` and ``encode``."""
+    parser.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help=f"local: {local}; ray: {ray} (the ray extra)",
+    )
+    parser.add_argument(
+        "--address",
+        default=None,
+        help="with --executor ray: the Ray cluster's address ('auto' for the cluster this "
+        "node belongs to; default: start a local Ray instance)",
+    )
+    parser.add_argument(
+        "--max-parallel",
+        type=_positive_int,
+        default=None,
+        help="with --executor ray: at most this many at once (default: the cluster's CPUs)",
+    )
 
 
 def _add_run(sub: Any) -> None:
@@ -588,6 +617,7 @@ def _add_run(sub: Any) -> None:
     run_.add_argument("config", nargs="?", default="quick", help="built-in name or YAML path")
     run_.add_argument("--out", default=None, help="output folder (default runs/<config name>)")
     run_.add_argument("--seeds", type=_seed, nargs="+", default=None, help="override the seeds")
+    _add_executor(run_, "the cells one after another here", "as Ray tasks")
     run_.add_argument(
         "--device",
         default=None,

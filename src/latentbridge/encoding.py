@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -24,6 +26,9 @@ def encode(
     cache: EmbeddingCache | None = None,
     progress: bool = True,
     refresh: bool = False,
+    executor: str = "local",
+    address: str | None = None,
+    max_parallel: int | None = None,
 ) -> np.ndarray:
     """The latents of ``split`` of ``dataset`` under ``encoder``, from the cache when present.
 
@@ -37,6 +42,11 @@ def encode(
         progress: draw a progress bar on standard error (the encoder's name, the samples
             encoded and the time left; drawn by ``tqdm``, nothing where it is not installed).
         refresh: recompute even if cached.
+        executor: ``local`` encodes here, chunk after chunk; ``ray`` encodes the missing chunks
+            with Ray Data (``map_batches`` over a pool of at most ``max_parallel`` actors, each
+            with the encoder loaded once; the inputs go to the object store once), on the
+            cluster at ``address`` or a Ray instance started here. The chunks are stored in the
+            cache in order, as a local run stores them: the same bytes. Needs an encoder name.
 
     Raises:
         ValueError: an unknown dataset, split or encoder name (the encoder's is an
@@ -52,6 +62,10 @@ def encode(
 
     batch_size = check_positive_int(batch_size, "batch_size")
     chunk_size = check_positive_int(chunk_size, "chunk_size")
+    if executor not in ("local", "ray"):
+        raise ValueError(f"executor must be one of ['local', 'ray'], got {executor!r}")
+    if max_parallel is not None:
+        max_parallel = check_positive_int(max_parallel, "max_parallel")
     if dataset_options is not None and not isinstance(dataset_options, dict):
         raise TypeError(f"dataset_options must be a dict, got {type(dataset_options).__name__}")
     options = dict(dataset_options or {})
@@ -97,7 +111,114 @@ def encode(
         return out
 
     store = cache if cache is not None else EmbeddingCache()
+    if executor == "ray":
+        if not isinstance(encoder, str):
+            raise ValueError("executor 'ray' needs the encoder's name (each actor loads it)")
+        chunks = _RayChunks(encoder, inputs, len(loaded), batch_size, chunk_size, max_parallel)
+        with bar, chunks.connected(address):
+            return store.compute(
+                fields, len(loaded), chunks, chunk_size=chunk_size, progress=bar, refresh=refresh
+            )
     with bar:
         return store.compute(
             fields, len(loaded), encode_range, chunk_size=chunk_size, progress=bar, refresh=refresh
         )
+
+
+class _RayChunks:
+    """``encode_range`` of the cache, served by Ray Data: on the first call, the chunks from
+    that one to the end are submitted to a pool of actors (:class:`_EncodeChunks`) and come
+    back in order; each call takes the next (a chunk the cache already holds is skipped)."""
+
+    def __init__(
+        self,
+        encoder: str,
+        inputs: Any,
+        num_samples: int,
+        batch_size: int,
+        chunk_size: int,
+        max_parallel: int | None,
+    ) -> None:
+        self.encoder, self.inputs, self.num_samples = encoder, inputs, num_samples
+        self.batch_size, self.chunk_size, self.max_parallel = batch_size, chunk_size, max_parallel
+        self._results: Any = None
+
+    @contextlib.contextmanager
+    def connected(self, address: str | None) -> Iterator[None]:
+        """A Ray connection for the encoding: the cluster at ``address``, or a local instance
+        started (and stopped) here; an existing connection is used as it is."""
+        try:
+            import ray
+        except ImportError:
+            raise ValueError(
+                "executor 'ray' needs Ray: pip install 'latentbridge[ray]' (or pip install "
+                "'ray[data]')"
+            ) from None
+        started = not ray.is_initialized()
+        if started:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        try:
+            yield
+        finally:
+            self._results = None
+            if started:
+                ray.shutdown()
+
+    def __call__(self, start: int, stop: int) -> np.ndarray:
+        if self._results is None:
+            self._results = self._submit(start)
+        for first, latents in self._results:
+            if first == start:
+                return np.asarray(latents)
+        raise RuntimeError(f"the distributed encoding returned no chunk at sample {start}")
+
+    def _submit(self, start: int) -> Iterator[tuple[int, np.ndarray]]:
+        import ray
+        import ray.data
+        import torch
+
+        context = ray.data.DataContext.get_current()
+        context.execution_options.preserve_order = True  # chunks come back in order
+        context.enable_progress_bars = False
+        ranges = [
+            {"start": s, "stop": min(s + self.chunk_size, self.num_samples)}
+            for s in range(start, self.num_samples, self.chunk_size)
+        ]
+        workers = self.max_parallel or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        encoded = ray.data.from_items(ranges).map_batches(
+            _EncodeChunks,
+            fn_constructor_kwargs={
+                "encoder": self.encoder,
+                "inputs": [ray.put(self.inputs)],  # in a list: the actors read it themselves
+                "batch_size": self.batch_size,
+                "threads": torch.get_num_threads(),
+            },
+            batch_size=1,
+            concurrency=min(workers, len(ranges)),
+            num_cpus=1,
+            batch_format="numpy",
+        )
+        for row in encoded.iter_rows():
+            yield int(row["start"]), row["latents"]
+
+
+class _EncodeChunks:
+    """A Ray Data actor: the encoder loaded once, the inputs read once from the object store,
+    then one chunk of samples encoded per call (with the driver's torch thread count, so the
+    bytes are those of a local encode)."""
+
+    def __init__(self, encoder: str, inputs: list[Any], batch_size: int, threads: int) -> None:
+        import ray
+        import torch
+
+        from . import encoders
+
+        torch.set_num_threads(threads)
+        self.encoder = encoders.get(encoder)
+        self.inputs = ray.get(inputs[0])
+        self.batch_size = batch_size
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        start, stop = int(batch["start"][0]), int(batch["stop"][0])
+        latents = self.encoder.encode(self.inputs[start:stop], batch_size=self.batch_size)
+        return {"start": batch["start"], "latents": [np.asarray(latents, dtype=np.float32)]}

@@ -265,13 +265,20 @@ class CellStore:
 
     def compute(self, path: Path, make_rows: Callable[[], list[ResultRow]]) -> bool:
         """Add ``path`` to the plan; compute and store its rows unless finished. True if run."""
-        self.order.append(path)
+        self.add(path)
         if path.is_file():
             return False
-        rows = make_rows()
+        self.write(path, make_rows())
+        return True
+
+    def add(self, path: Path) -> None:
+        """Add ``path`` to the plan (the order of ``results.csv``), computed or not."""
+        self.order.append(path)
+
+    def write(self, path: Path, rows: list[ResultRow]) -> None:
+        """Store the rows of the cell ``path`` atomically and rebuild ``results.csv``."""
         write_bytes_atomic(path, csv_text(rows).encode("utf-8"))
         consolidate(self.out, self.order)
-        return True
 
     def consolidate(self) -> Path:
         return consolidate(self.out, self.order)

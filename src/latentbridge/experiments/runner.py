@@ -23,8 +23,8 @@ from ..stitching import ENSEMBLE_TEMPERATURE
 from .config import TASKS as TASK_NAMES
 from .config import RunConfig, check_runnable, parse_seeds
 from .report import write_report
-from .results import CellStore
-from .task import RunContext
+from .results import CellStore, ResultRow
+from .task import Cell, Plan, RunContext
 from .tasks import TASKS
 
 __all__ = ["claim_folder", "folder_config", "run"]
@@ -101,6 +101,9 @@ def claim_folder(out: Path, current: dict[str, Any]) -> None:
     write_bytes_atomic(config_file, text.encode("utf-8"))
 
 
+EXECUTORS = ("local", "ray")
+
+
 def run(
     config: RunConfig,
     out_dir: str | os.PathLike[str],
@@ -110,6 +113,9 @@ def run(
     progress: bool = True,
     report: bool = True,
     log: Callable[[str], None] | None = None,
+    executor: str = "local",
+    address: str | None = None,
+    max_parallel: int | None = None,
 ) -> Path:
     """Run (or resume) ``config`` into ``out_dir``; returns the path of ``results.csv``.
 
@@ -118,10 +124,22 @@ def run(
     raises ``ConfigError`` (a ``ValueError``) and writes nothing. ``out_dir`` resumes the run
     of the same config; it takes a new config while it holds no finished cells or models, and
     refuses (``ValueError``) a config other than the one its results come from.
+
+    ``executor="local"`` computes the cells one after another in this process; ``"ray"``
+    computes them as Ray tasks (:func:`_run_on_ray`: on the cluster at ``address``, else on a
+    Ray instance started here and stopped at the end; at most ``max_parallel`` at once), with
+    the same bytes in ``results.csv``.
     """
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {list(EXECUTORS)}, got {executor!r}")
+    if max_parallel is not None and (
+        isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1
+    ):
+        raise ValueError(f"max_parallel must be an integer >= 1, got {max_parallel!r}")
     if seeds is not None:
         config = replace(config, seeds=parse_seeds(seeds, "seeds"))
     check_runnable(config)
+    ray = _import_ray() if executor == "ray" else None
     out = Path(out_dir)
     claim_folder(out, folder_config(config))
     store = CellStore(out)
@@ -130,17 +148,112 @@ def run(
     plans = [task.plan(ds, config, context) for ds in config.datasets]
     bar = progress_bar(sum(len(p.cells) for p in plans), "cells", enabled=progress)
     try:
-        for plan in plans:
-            for cell in plan.cells:
-                store.compute(
-                    store.path(cell.dataset, cell.variant, cell.seed, cell.source), cell.compute
-                )
-                bar.update(1)
-            if plan.finish is not None:
-                plan.finish()
+        if ray is None:
+            for plan in plans:
+                for cell in plan.cells:
+                    store.compute(_path(store, cell), cell.compute)
+                    bar.update(1)
+                if plan.finish is not None:
+                    plan.finish()
+        else:
+            _run_on_ray(ray, plans, store, bar, address, max_parallel, config.device)
     finally:
         bar.close()
     results = store.consolidate()
     if report:
         write_report(out)
     return results
+
+
+def _path(store: CellStore, cell: Cell) -> Path:
+    return store.path(cell.dataset, cell.variant, cell.seed, cell.source)
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ValueError(
+            "executor 'ray' needs Ray: pip install 'latentbridge[ray]' (or pip install 'ray')"
+        ) from None
+    return ray
+
+
+def _compute_batch(computes: list[Callable[[], list[ResultRow]]], threads: int) -> list[Any]:
+    """A Ray task: the rows of each cell of a batch, computed with the driver's torch thread
+    count (so that every result is the bytes a local run computes)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    return [compute() for compute in computes]
+
+
+def _batches(cells: Sequence[Cell]) -> list[list[Cell]]:
+    """``cells`` grouped by their ``batch`` key (None: alone), in the order they come."""
+    keyed: dict[Any, list[Cell]] = {}
+    alone: list[list[Cell]] = []
+    order: list[list[Cell]] = []
+    for cell in cells:
+        if cell.batch is None:
+            alone.append([cell])
+            order.append(alone[-1])
+        elif cell.batch in keyed:
+            keyed[cell.batch].append(cell)
+        else:
+            keyed[cell.batch] = [cell]
+            order.append(keyed[cell.batch])
+    return order
+
+
+def _run_on_ray(
+    ray: Any,
+    plans: Sequence[Plan],
+    store: CellStore,
+    bar: Any,
+    address: str | None,
+    max_parallel: int | None,
+    device: str,
+) -> None:
+    """The unfinished cells of ``plans`` as Ray tasks, one per batch of cells (:class:`Cell`
+    ``batch``), stage after stage, at most ``max_parallel`` at a time (default: the cluster's
+    CPUs, or GPUs with a CUDA device). The driver writes each finished cell atomically into the
+    cell store, as a local run does, so an interrupted run resumes with either executor; a
+    task whose worker fails or raises is retried by Ray (twice)."""
+    import torch
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    try:
+        gpu = device != "cpu" and torch.cuda.is_available()
+        resources = {"num_gpus": 1} if gpu else {"num_cpus": 1}
+        total = ray.cluster_resources().get("GPU" if gpu else "CPU", 1)
+        limit = max_parallel or max(1, int(total))
+        remote = ray.remote(max_retries=2, retry_exceptions=True, **resources)(_compute_batch)
+        threads = torch.get_num_threads()
+        for plan in plans:
+            todo = []
+            for cell in plan.cells:
+                store.add(_path(store, cell))
+                if store.done(_path(store, cell)):
+                    bar.update(1)
+                else:
+                    todo.append(cell)
+            for stage in sorted({c.stage for c in todo}):
+                queue = _batches([c for c in todo if c.stage == stage])
+                running: dict[Any, list[Cell]] = {}
+                while queue or running:
+                    while queue and len(running) < limit:
+                        batch = queue.pop(0)
+                        running[remote.remote([c.compute for c in batch], threads)] = batch
+                    ready, _ = ray.wait(list(running), num_returns=1)
+                    for ref in ready:
+                        batch = running.pop(ref)
+                        for cell, rows in zip(batch, ray.get(ref), strict=True):
+                            store.write(_path(store, cell), rows)
+                            bar.update(1)
+            if plan.finish is not None:
+                plan.finish()
+    finally:
+        if started:
+            ray.shutdown()

@@ -14,16 +14,19 @@ resumed run whose cells are all finished loads and trains nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from .config import DatasetConfig, RunConfig
 from .results import CellStore, MetricInfo, ResultRow
 from .tables import Section
 
-__all__ = ["Cell", "MetricInfo", "Plan", "RunContext", "Task"]
+__all__ = ["Cell", "MetricInfo", "Plan", "RunContext", "Shared", "Task"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,12 @@ class Cell:
     seed: int
     source: str
     compute: Callable[[], list[ResultRow]]
+    #: Cells with the same key (not None) compute together, in one process (e.g. heads that
+    #: train as one stack); None: on their own. Only a distributed executor reads it.
+    batch: Hashable = None
+    #: A cell of stage ``s`` may read what the cells of earlier stages of its plan wrote
+    #: (e.g. a selection reads its candidates' outputs); the plan lists them in stage order.
+    stage: int = 0
 
 
 @dataclass
@@ -62,6 +71,60 @@ class RunContext:
     def done(self, cell: Cell) -> bool:
         """Whether ``cell`` is already stored (a resumed run skips it)."""
         return self.store.done(self.store.path(cell.dataset, cell.variant, cell.seed, cell.source))
+
+
+class Shared(Generic[T]):
+    """A value built on first use and shared by the cells of a dataset (its loaded latents,
+    say): ``shared()`` builds it once per process.
+
+    Picklable, so cells that use it can run in other processes. Pickled while a Ray instance
+    is connected (a distributed run's driver), the built value goes to Ray's object store once
+    and only its reference travels with each cell; each worker process reads it from there once.
+    Elsewhere it travels as its recipe and is built again where it is used.
+    """
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build = build
+        self._lock = threading.Lock()
+        self._built = False
+        self._value: T | None = None
+        self._ref: Any = None
+
+    def __call__(self) -> T:
+        with self._lock:
+            if not self._built:
+                self._value = self._build()
+                self._built = True
+        return self._value  # type: ignore[return-value]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        ray = _connected_ray()
+        if ray is None:
+            return (Shared, (self._build,))
+        if self._ref is None:
+            self._ref = ray.put(self())
+        return (_shared_from_store, (self._ref,))
+
+
+_FROM_STORE: dict[Any, Shared[Any]] = {}
+
+
+def _shared_from_store(ref: Any) -> Shared[Any]:
+    """In a worker: the shared value of ``ref``, read from Ray's object store once per process."""
+    key = ref.hex()
+    if key not in _FROM_STORE:
+        import ray
+
+        _FROM_STORE[key] = Shared(lambda: ray.get(ref))
+    return _FROM_STORE[key]
+
+
+def _connected_ray() -> Any:
+    """The ``ray`` module when this process is connected to a Ray instance, else None."""
+    import sys
+
+    ray = sys.modules.get("ray")
+    return ray if ray is not None and ray.is_initialized() else None
 
 
 class Task(Protocol):

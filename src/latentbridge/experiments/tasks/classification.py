@@ -61,7 +61,7 @@ from ..spaces import (
     trained_encoders,
 )
 from ..tables import Section, stitching_section
-from ..task import Cell, MetricInfo, Plan, RunContext
+from ..task import Cell, MetricInfo, Plan, RunContext, Shared
 from ..training import logits, macro_f1, make_head, seeded, train_classifiers
 from ..variants import Selection, Translation, Variant, build_layer, candidates, from_config
 
@@ -96,7 +96,11 @@ class _Features:
 
     def absolute(self, encoder: str, split: str) -> Tensor:
         store = self.spaces.train if split == "train" else self.spaces.test
-        return torch.as_tensor(store[encoder], dtype=torch.float32)
+        array = store[encoder]
+        if isinstance(array, np.ndarray) and not array.flags.writeable:
+            # read from Ray's object store (read-only shared memory): a private copy, once
+            array = store[encoder] = np.array(array, dtype=np.float32)
+        return torch.as_tensor(array, dtype=torch.float32)
 
     def anchors(self, encoder: str) -> Tensor:
         return self.absolute(encoder, "train")[self.idx]
@@ -175,7 +179,7 @@ def _train(
     was interrupted.
     """
     spaces = features.spaces
-    y = torch.as_tensor(spaces.train_labels, dtype=torch.long)
+    y = torch.tensor(np.array(spaces.train_labels), dtype=torch.long)
     built: dict[Job, tuple[Layer, nn.Module, Tensor]] = {}
     for seed, source in jobs:
         with seeded(seed):
@@ -394,7 +398,7 @@ class Classification:
         return [stitching_section(rows, metric, self.roles)]
 
     def plan(self, dataset: DatasetConfig, config: RunConfig, context: RunContext) -> Plan:
-        features = functools.cache(functools.partial(_features, dataset, config, context))
+        features = Shared(functools.partial(_features, dataset, config, context))
         variants = from_config(config.variants)
         pool = candidates(variants)
         keep = context.out if config.variants.selection else None
@@ -412,7 +416,11 @@ class Classification:
                         compute = functools.partial(
                             _cell_rows, features, v, seed, encoder, config, out, pending
                         )
-                    cells.append(Cell(dataset.name, v.name, seed, encoder, compute))
+                    # a variant's heads train as one group; a selection reads its candidates'
+                    stage = 1 if isinstance(v, Selection) else 0
+                    cells.append(
+                        Cell(dataset.name, v.name, seed, encoder, compute, (v.name,), stage)
+                    )
         return Plan(cells)
 
 
