@@ -4,7 +4,6 @@ half-written output; user errors that write nothing."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -14,7 +13,6 @@ import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -26,6 +24,7 @@ from latentbridge import streaming
 from latentbridge.cli import main
 from latentbridge.streaming import default_chunk_size, partial_paths, project_file
 
+from .test_benchmark_scripts import _script
 from .test_cli_errors import _fails as _one_line_error
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -33,7 +32,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 N, D, K = 103, 8, 7
 BUILTINS = ("cosine", "euclidean", "l1", "linf", "dot", "angular", "rbf")
 needs_sigkill = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="no SIGKILL here")
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @pytest.fixture
@@ -815,14 +813,6 @@ def test_an_interrupted_command_says_how_to_resume(
 
 
 # -- the benchmark --------------------------------------------------------------------------
-
-
-def _script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_benchmark_runs_small(tmp_path: Path) -> None:

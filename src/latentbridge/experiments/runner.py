@@ -215,8 +215,9 @@ def _run_on_ray(
     device: str,
 ) -> None:
     """The unfinished cells of ``plans`` as Ray tasks, one per batch of cells (:class:`Cell`
-    ``batch``), stage after stage, at most ``max_parallel`` at a time (default: the cluster's
-    CPUs, or GPUs with a CUDA device). The driver writes each finished cell atomically into the
+    ``batch``), stage after stage, at most ``max_parallel`` at a time (default: as many as the
+    cluster's CPUs hold, each task reserving the driver's torch thread count, or its GPUs with
+    a CUDA device). The driver writes each finished cell atomically into the
     cell store, as a local run does, so an interrupted run resumes with either executor; a
     task whose worker fails or raises is retried by Ray (twice)."""
     import torch
@@ -225,12 +226,21 @@ def _run_on_ray(
     if started:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     try:
+        # A task computes with the driver's torch thread count (the bytes of a local run) and
+        # reserves as many CPUs (no oversubscription), at most a node's: OMP_NUM_THREADS=1 on
+        # the driver gives the most tasks at once.
+        largest = max(
+            (n["Resources"].get("CPU", 1) for n in ray.nodes() if n.get("Alive")), default=1
+        )
+        threads = max(1, min(torch.get_num_threads(), int(largest)))
         gpu = device != "cpu" and torch.cuda.is_available()
-        resources = {"num_gpus": 1} if gpu else {"num_cpus": 1}
-        total = ray.cluster_resources().get("GPU" if gpu else "CPU", 1)
-        limit = max_parallel or max(1, int(total))
+        resources: dict[str, int] = {"num_cpus": threads}
+        if gpu:
+            resources["num_gpus"] = 1
+        total = ray.cluster_resources()
+        fit = int(total.get("GPU", 1)) if gpu else int(total.get("CPU", 1)) // threads
+        limit = max_parallel or max(1, fit)
         remote = ray.remote(max_retries=2, retry_exceptions=True, **resources)(_compute_batch)
-        threads = torch.get_num_threads()
         for plan in plans:
             todo = []
             for cell in plan.cells:

@@ -87,10 +87,10 @@ def check_runnable(config: RunConfig) -> None:
         raw.pop("metrics", None)  # derived from similarity.measures
     parse_config(raw, name=config.name)
     if config.device != "cpu":
-        if config.task != "classification":
+        if config.task == "similarity":
             raise ConfigError(
-                f"config key 'device': {config.device!r} is supported by the classification "
-                f"task so far; the {config.task} task trains on the CPU (device: cpu)"
+                f"config key 'device': the similarity task trains nothing; use device: cpu "
+                f"(got {config.device!r})"
             )
         try:
             resolve_device(config.device, "config key 'device':")

@@ -43,13 +43,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..._devices import resolve_device
 from ..._validation import check_positive_int
 from ...modules import ProductProjection, RelativeProjection
 from ...stitching import consistency_ensemble, prediction_agreement
@@ -322,8 +323,10 @@ def train_model(
     epochs: int,
     lr: float,
     weight_decay: float = 0.0,
+    device: torch.device | str = "cpu",
 ) -> GraphModel:
-    """Train ``model`` full-batch on the training nodes; returns it in evaluation mode.
+    """Train ``model`` full-batch on the training nodes (on ``device``; the model comes back
+    on the CPU); returns it in evaluation mode.
 
     Adam(``lr``, ``weight_decay``) on the cross-entropy of the training nodes for ``epochs``
     epochs. The weights kept are those of the first epoch with the best validation accuracy
@@ -340,6 +343,14 @@ def train_model(
     g = graph_tensors(graph)
     if not bool(g.train_mask.any()):
         raise ValueError("graph has no training nodes: train_mask is all False")
+    device = torch.device(device)
+    if device.type != "cpu":
+        moved = {
+            f.name: getattr(g, f.name).to(device) for f in fields(g) if f.name != "num_classes"
+        }
+        g = replace(g, **moved)
+        anchor_idx = anchor_idx.to(device)
+        model.to(device)
     loss_fn = nn.CrossEntropyLoss()
     best: dict[str, Any] = {"accuracy": -1.0, "state": None}
 
@@ -369,7 +380,7 @@ def train_model(
     if best["state"] is not None:
         model.load_state_dict(best["state"])
         model.eval()
-    return model
+    return model.cpu()
 
 
 @torch.no_grad()
@@ -467,7 +478,13 @@ def _train_or_load(
                     loaded = False
             if not loaded:
                 train_model(
-                    model, graph, anchor_idx, epochs=g.epochs, lr=g.lr, weight_decay=g.weight_decay
+                    model,
+                    graph,
+                    anchor_idx,
+                    epochs=g.epochs,
+                    lr=g.lr,
+                    weight_decay=g.weight_decay,
+                    device=resolve_device(config.device),
                 )
                 cells.save_state(path, model.state_dict())
         model.eval()

@@ -66,6 +66,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..._devices import resolve_device
 from ..._files import write_bytes_atomic
 from ..._plotting import figure, plain_text, png_bytes
 from ..._validation import check_positive_int, check_seed
@@ -363,8 +364,9 @@ def train_model(
     """Build and train a model of ``kind`` for ``variant`` on ``images (N, C, H, W)``.
 
     Deterministic in ``seed`` (weights from ``torch.manual_seed(seed)`` in a forked RNG, batch
-    order and VAE noise from a generator seeded with ``seed``); the ``anchor_images (K, C, H,
-    W)`` are re-encoded at every step. Returns the model in eval mode.
+    order and VAE noise from a CPU generator seeded with ``seed``); the ``anchor_images (K, C,
+    H, W)`` are re-encoded at every step. Trains on ``config.device``; returns the model on
+    the CPU, in eval mode.
     """
     rc = _recon_config(config)
     images = _check_images(images, "images")
@@ -376,10 +378,13 @@ def train_model(
         model = build_model(
             kind, variant, tuple(images.shape[1:]), config, num_anchors=len(anchor_images)
         )
-    generator = torch.Generator().manual_seed(int(seed))
+    generator = torch.Generator().manual_seed(int(seed))  # batch order and VAE noise: on the CPU
+    device = resolve_device(config.device)
+    model.to(device)
+    images, anchor_images = images.to(device), anchor_images.to(device)
 
     def loss(indices: Tensor | None) -> Tensor:
-        batch = images if indices is None else images[indices]
+        batch = images if indices is None else images[indices.to(device)]
         reconstruction, mean, logvar = model(batch, anchor_images, generator=generator)
         return reconstruction_loss(reconstruction, batch, mean, logvar, rc.beta)
 
@@ -392,7 +397,7 @@ def train_model(
         batch_size=rc.batch_size,
         generator=generator,
     )
-    return model
+    return model.cpu()  # evaluated on the CPU
 
 
 # -- evaluation -----------------------------------------------------------------------------
