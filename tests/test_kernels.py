@@ -18,6 +18,7 @@ so a relative error of about 32 eps / 2 on d, a few 1e-6 (the module's own figur
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 
 import numpy as np
@@ -572,3 +573,32 @@ def test_a_broken_numba_falls_back_with_a_warning(monkeypatch: pytest.MonkeyPatc
     with pytest.warns(RuntimeWarning, match="cannot cache function"):
         assert not _kernels.use_numba(x)
     torch.testing.assert_close(_kernels.l1(x, a), torch.cdist(x, a, p=1.0))
+
+
+@pytest.mark.skipif(not _kernels.numba_available(), reason="numba is not installed")
+def test_the_compiled_kernels_leave_torchs_linear_algebra_alone() -> None:
+    """A result must not depend on whether an L1 projection ran before it in the process: with
+    numba's OpenMP layer, an orthogonal map fitted with fewer anchors than dimensions (its
+    undetermined part follows rounding) came out different after one L1 call."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import torch
+        from latentbridge import _kernels
+        from latentbridge.alignment import Translator
+        torch.manual_seed(0)
+        a, b, t = torch.randn(256, 384), torch.randn(256, 512), torch.randn(100, 384)
+        fit = lambda: Translator(estimator="orthogonal").fit(a, b).transform(t)
+        before = fit()
+        _kernels.l1(torch.randn(10, 8), torch.randn(5, 8))
+        assert _kernels.use_numba(t)
+        print(torch.equal(before, fit()))
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**env, "OMP_NUM_THREADS": "1"}, check=True)  # fmt: skip
+    assert done.stdout.strip() == "True"

@@ -20,8 +20,8 @@ compiled.
     are deterministic and do not depend on the number of threads (as many as torch uses).
     Without numba (or where it fails to compile: a warning says why), with
     ``LATENTBRIDGE_KERNELS=torch``, on other devices, for dtypes other than float32 and
-    float64, and in a child forked from a process that ran them (numba's OpenMP pool is not
-    fork-safe), ``torch.cdist`` computes them: the same values up to rounding; on a GPU in row
+    float64, and in a child forked from a process that ran them (its thread pool does not
+    survive a fork), ``torch.cdist`` computes them: the same values up to rounding; on a GPU in row
     blocks, since its backward there allocates an ``rows x K x D`` buffer. Backward of L1 is
     ``sign(z - a)``; of L-infinity ``sign(z - a)`` on the coordinates where ``|z - a|`` reaches
     the distance (all of them on a tie), as ``torch.cdist``.
@@ -157,9 +157,8 @@ def euclidean(x: Tensor, anchors: Tensor) -> Tensor:
 
 _COMPILED: dict[str, Callable[..., None]] = {}
 # Whether the compiled kernels work here (None: not tried yet), whether this process ran them
-# (a child forked after that must not: numba's OpenMP pool is not fork-safe), and a lock that
-# serialises the calls (numba's workqueue pool, its fallback without OpenMP, is not
-# thread-safe).
+# (a child forked after that does not: a thread pool does not survive a fork), and a lock
+# that serialises the calls (numba's workqueue pool is not thread-safe).
 _STATE: dict[str, bool | None] = {"ready": None, "used": False, "forked": False}
 _LOCK = threading.Lock()
 
@@ -235,6 +234,14 @@ def _compile() -> dict[str, Callable[..., None]]:
         return _COMPILED
     import numba as nb
     import numpy as np
+
+    if "NUMBA_THREADING_LAYER" not in os.environ:
+        # numba's own thread pool, not OpenMP: once numba's OpenMP layer has started, torch's
+        # LAPACK rounds differently in the same process (an orthogonal map fitted with fewer
+        # anchors than dimensions came out different after one L1 call), so results would
+        # depend on which projections ran before. The pool is not thread-safe: _LOCK
+        # serialises the calls.
+        nb.config.THREADING_LAYER = "workqueue"
 
     # Reassociation lets the compiler vectorise the reductions; inputs are finite.
     fast = {"reassoc", "contract", "nsz", "nnan", "ninf"}
