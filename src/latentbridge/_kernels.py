@@ -241,7 +241,7 @@ def _compile() -> dict[str, Callable[..., None]]:
         # anchors than dimensions came out different after one L1 call), so results would
         # depend on which projections ran before. The pool is not thread-safe: _LOCK
         # serialises the calls.
-        nb.config.THREADING_LAYER = "workqueue"
+        nb.config.THREADING_LAYER = "workqueue"  # type: ignore[attr-defined]
 
     # Reassociation lets the compiler vectorise the reductions; inputs are finite.
     fast = {"reassoc", "contract", "nsz", "nnan", "ninf"}
