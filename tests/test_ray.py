@@ -50,10 +50,11 @@ def local_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return runner.run(CONFIG, out, progress=False, report=False).read_bytes()
 
 
-def _ray(out: Path, **options: Any) -> Path:
+def _ray(out: Path, config: Any = None, **options: Any) -> Path:
     return runner.run(
-        CONFIG, out, progress=False, report=False, executor="ray", max_parallel=2, **options
-    )
+        config or CONFIG, out, progress=False, report=False, executor="ray", max_parallel=2,
+        **options,
+    )  # fmt: skip
 
 
 def test_ray_gives_the_bytes_of_a_local_run(tmp_path: Path, local_bytes: bytes) -> None:
@@ -214,3 +215,40 @@ def test_distributed_encoding_through_the_command_line(
             "--quiet", "--executor", "ray", "--max-parallel", "2"]  # fmt: skip
     assert main(argv) == 0
     assert "glove-50d: 16 x 50 float32 latents" in capsys.readouterr().out
+
+
+def test_a_ray_run_encodes_missing_latents_with_ray_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from latentbridge import encoding
+    from latentbridge.cache import EmbeddingCache
+
+    config = parse_config(
+        {
+            "name": "text-tiny",
+            "datasets": [
+                {
+                    "name": "wordnet",
+                    "options": {"num_classes": 3, "per_class": 30, "seed": 0},
+                    "encoders": ["glove-50d", "minilm-l3"],
+                }
+            ],
+            "anchors": {"num": 16},
+            "variants": {"projections": ["cosine"], "aggregations": []},
+            "head": {"hidden": 8, "epochs": 1},
+            "seeds": [0],
+        }
+    )
+    local = runner.run(config, tmp_path / "local", cache=EmbeddingCache(tmp_path / "c1"),
+                       progress=False, report=False)  # fmt: skip
+    served: list[int] = []
+    real = encoding._RayChunks.__call__
+
+    def counting(self: Any, start: int, stop: int) -> Any:
+        served.append(start)
+        return real(self, start, stop)
+
+    monkeypatch.setattr(encoding._RayChunks, "__call__", counting)
+    on_ray = _ray(tmp_path / "ray", config, cache=EmbeddingCache(tmp_path / "c2"))
+    assert on_ray.read_bytes() == local.read_bytes()
+    assert len(served) == 4  # 2 encoders x 2 splits, one chunk each, encoded by Ray Data

@@ -111,6 +111,8 @@ def encode(
         return out
 
     store = cache if cache is not None else EmbeddingCache()
+    if executor == "ray" and _in_ray_task():
+        executor = "local"  # inside a Ray task (a worker of a run): no nested pool of actors
     if executor == "ray":
         if not isinstance(encoder, str):
             raise ValueError("executor 'ray' needs the encoder's name (each actor loads it)")
@@ -123,6 +125,16 @@ def encode(
         return store.compute(
             fields, len(loaded), encode_range, chunk_size=chunk_size, progress=bar, refresh=refresh
         )
+
+
+def _in_ray_task() -> bool:
+    """Whether this process is a Ray worker running a task or an actor."""
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return False
+    return ray.get_runtime_context().get_task_id() is not None
 
 
 class _RayChunks:

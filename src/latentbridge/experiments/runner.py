@@ -143,7 +143,7 @@ def run(
     out = Path(out_dir)
     claim_folder(out, folder_config(config))
     store = CellStore(out)
-    context = RunContext(out, store, cache, progress, log or (lambda message: None))
+    context = RunContext(out, store, cache, progress, log or (lambda message: None), executor)
     task = TASKS[config.task]
     plans = [task.plan(ds, config, context) for ds in config.datasets]
     bar = progress_bar(sum(len(p.cells) for p in plans), "cells", enabled=progress)

@@ -118,11 +118,14 @@ def load_spaces(
     *,
     cache: Any = None,
     progress: bool = True,
+    executor: str = "local",
 ) -> Spaces:
     """Every encoder's train and test latents for ``ds`` (from the cache), and the labels.
 
     The encoders are ``ds.encoders`` (registered names) followed by ``encoders`` (name ->
     encoder object, e.g. from :func:`trained_encoders`). The synthetic dataset is generated.
+    With ``executor="ray"``, missing latents of the registered encoders are encoded with Ray
+    Data (:func:`latentbridge.encode`); the encoder objects encode here.
     """
     if ds.name == "synthetic":
         return _synthetic_spaces(ds)
@@ -139,6 +142,12 @@ def load_spaces(
     for name, encoder in named.items():
         for split, store in ((ds.train_split, train), (ds.test_split, test)):
             store[name] = encode(
-                ds.name, encoder, split, dataset_options=ds.options, cache=cache, progress=progress
+                ds.name,
+                encoder,
+                split,
+                dataset_options=ds.options,
+                cache=cache,
+                progress=progress,
+                executor=executor if isinstance(encoder, str) else "local",
             )
     return Spaces(ds.name, train, test, train_set.labels, test_set.labels, len(train_set.classes))

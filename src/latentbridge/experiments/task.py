@@ -67,6 +67,8 @@ class RunContext:
     cache: Any = None
     progress: bool = True
     log: Callable[[str], None] = field(default=lambda message: None)
+    #: How the run computes (``local`` or ``ray``): a task may encode missing latents with it.
+    executor: str = "local"
 
     def done(self, cell: Cell) -> bool:
         """Whether ``cell`` is already stored (a resumed run skips it)."""

@@ -433,7 +433,11 @@ def _pending(context: RunContext, dataset: str, variant: str, job: Job) -> bool:
 def _features(dataset: DatasetConfig, config: RunConfig, context: RunContext) -> _Features:
     context.log(f"{dataset.name}: loading latents")
     spaces = load_spaces(
-        dataset, trained_encoders(dataset), cache=context.cache, progress=context.progress
+        dataset,
+        trained_encoders(dataset),
+        cache=context.cache,
+        progress=context.progress,
+        executor=context.executor,
     )
     first = next(iter(spaces.train.values()))
     anchor_idx = select_anchor_indices(config, first, spaces.train_labels, config.anchors.seed)
