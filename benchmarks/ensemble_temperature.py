@@ -45,7 +45,9 @@ def _run(folder: Path) -> dict[str, dict[str, list[float]]]:
     stored.get("variants", {}).pop("ensemble_temperature", None)  # the run's own T
     config = parse_config(stored)
     pool = candidates(from_config(config.variants))
-    context = SimpleNamespace(cache=None, progress=False, log=lambda message: None)
+    context = SimpleNamespace(
+        cache=None, progress=False, log=lambda message: None, executor="local"
+    )
     results: dict[str, dict[str, list[float]]] = {}
     for ds in config.datasets:
         features = classification._features(ds, config, context)  # type: ignore[arg-type]
