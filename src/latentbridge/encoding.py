@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _ray
 from ._progress import progress_bar
 from ._validation import check_positive_int
 from .cache import FORMAT_VERSION, EmbeddingCache, fingerprint_inputs
@@ -111,7 +112,7 @@ def encode(
         return out
 
     store = cache if cache is not None else EmbeddingCache()
-    if executor == "ray" and _in_ray_task():
+    if executor == "ray" and _ray.in_task():
         executor = "local"  # inside a Ray task (a worker of a run): no nested pool of actors
     if executor == "ray":
         if not isinstance(encoder, str):
@@ -125,16 +126,6 @@ def encode(
         return store.compute(
             fields, len(loaded), encode_range, chunk_size=chunk_size, progress=bar, refresh=refresh
         )
-
-
-def _in_ray_task() -> bool:
-    """Whether this process is a Ray worker running a task or an actor."""
-    import sys
-
-    ray = sys.modules.get("ray")
-    if ray is None or not ray.is_initialized():
-        return False
-    return ray.get_runtime_context().get_task_id() is not None
 
 
 class _RayChunks:
@@ -157,24 +148,12 @@ class _RayChunks:
 
     @contextlib.contextmanager
     def connected(self, address: str | None) -> Iterator[None]:
-        """A Ray connection for the encoding: the cluster at ``address``, or a local instance
-        started (and stopped) here; an existing connection is used as it is."""
-        try:
-            import ray
-        except ImportError:
-            raise ValueError(
-                "executor 'ray' needs Ray: pip install 'latentbridge[ray]' (or pip install "
-                "'ray[data]')"
-            ) from None
-        started = not ray.is_initialized()
-        if started:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        try:
-            yield
-        finally:
-            self._results = None
-            if started:
-                ray.shutdown()
+        """A Ray connection for the encoding (:func:`latentbridge._ray.session`)."""
+        with _ray.session(address):
+            try:
+                yield
+            finally:
+                self._results = None
 
     def __call__(self, start: int, stop: int) -> np.ndarray:
         if self._results is None:

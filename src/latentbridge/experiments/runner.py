@@ -19,6 +19,7 @@ from typing import Any
 
 from .._files import write_bytes_atomic
 from .._progress import progress_bar
+from .._ray import import_ray, session
 from ..stitching import ENSEMBLE_TEMPERATURE
 from .config import TASKS as TASK_NAMES
 from .config import RunConfig, check_runnable, parse_seeds
@@ -139,7 +140,8 @@ def run(
     if seeds is not None:
         config = replace(config, seeds=parse_seeds(seeds, "seeds"))
     check_runnable(config)
-    ray = _import_ray() if executor == "ray" else None
+    if executor == "ray":
+        import_ray()  # before the folder is touched: without Ray, a clear error
     out = Path(out_dir)
     claim_folder(out, folder_config(config))
     store = CellStore(out)
@@ -148,7 +150,7 @@ def run(
     plans = [task.plan(ds, config, context) for ds in config.datasets]
     bar = progress_bar(sum(len(p.cells) for p in plans), "cells", enabled=progress)
     try:
-        if ray is None:
+        if executor == "local":
             for plan in plans:
                 for cell in plan.cells:
                     store.compute(_path(store, cell), cell.compute)
@@ -156,7 +158,7 @@ def run(
                 if plan.finish is not None:
                     plan.finish()
         else:
-            _run_on_ray(ray, plans, store, bar, address, max_parallel, config.device)
+            _run_on_ray(plans, store, bar, address, max_parallel, config.device)
     finally:
         bar.close()
     results = store.consolidate()
@@ -167,16 +169,6 @@ def run(
 
 def _path(store: CellStore, cell: Cell) -> Path:
     return store.path(cell.dataset, cell.variant, cell.seed, cell.source)
-
-
-def _import_ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise ValueError(
-            "executor 'ray' needs Ray: pip install 'latentbridge[ray]' (or pip install 'ray')"
-        ) from None
-    return ray
 
 
 def _compute_batch(computes: list[Callable[[], list[ResultRow]]], threads: int) -> list[Any]:
@@ -206,7 +198,6 @@ def _batches(cells: Sequence[Cell]) -> list[list[Cell]]:
 
 
 def _run_on_ray(
-    ray: Any,
     plans: Sequence[Plan],
     store: CellStore,
     bar: Any,
@@ -222,10 +213,7 @@ def _run_on_ray(
     task whose worker fails or raises is retried by Ray (twice)."""
     import torch
 
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    try:
+    with session(address) as ray:
         # A task computes with the driver's torch thread count (the bytes of a local run) and
         # reserves as many CPUs (no oversubscription), at most a node's: OMP_NUM_THREADS=1 on
         # the driver gives the most tasks at once.
@@ -264,6 +252,3 @@ def _run_on_ray(
                             bar.update(1)
             if plan.finish is not None:
                 plan.finish()
-    finally:
-        if started:
-            ray.shutdown()

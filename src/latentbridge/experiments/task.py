@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
+from .._ray import connected
 from .config import DatasetConfig, RunConfig
 from .results import CellStore, MetricInfo, ResultRow
 from .tables import Section
@@ -100,7 +101,7 @@ class Shared(Generic[T]):
         return self._value  # type: ignore[return-value]
 
     def __reduce__(self) -> tuple[Any, ...]:
-        ray = _connected_ray()
+        ray = connected()
         if ray is None:
             return (Shared, (self._build,))
         if self._ref is None:
@@ -119,14 +120,6 @@ def _shared_from_store(ref: Any) -> Shared[Any]:
 
         _FROM_STORE[key] = Shared(lambda: ray.get(ref))
     return _FROM_STORE[key]
-
-
-def _connected_ray() -> Any:
-    """The ``ray`` module when this process is connected to a Ray instance, else None."""
-    import sys
-
-    ray = sys.modules.get("ray")
-    return ray if ray is not None and ray.is_initialized() else None
 
 
 class Task(Protocol):
