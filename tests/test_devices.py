@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -124,3 +125,164 @@ def test_training_on_cuda_is_close_to_the_cpu(
     # the regression tolerances (test_regression.py): rounding, not a different protocol
     diffs = [abs(a - b) for a, b in zip(values(cpu), values(gpu), strict=True)]
     assert sum(diffs) / len(diffs) <= 0.01
+
+
+# --------------------------------------------------------------------------------------------
+# Encoders on a device: `Encoder.to`, `encode(device=...)`, `latentbridge encode --device`,
+# trained vision encoders
+# --------------------------------------------------------------------------------------------
+
+
+def _fake_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Resolution sees one GPU; nothing may run on it (the tests only name the device)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+
+
+def _tiny_module_encoder() -> object:
+    from latentbridge.encoders import ModuleEncoder
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        module = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 5))
+    return ModuleEncoder("tiny", module, "vision", 5)
+
+
+def test_encoders_declare_where_they_run_and_refuse_other_devices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from latentbridge import encoders
+
+    onnx = encoders.get("minilm-l3")  # onnxruntime's CPU provider
+    torch_encoder = encoders.get("minilm-l6")  # sentence-transformers
+    assert onnx.device_types == ("cpu",) and torch_encoder.device_types == ("cpu", "cuda")
+    assert onnx.device == torch_encoder.device == torch.device("cpu")
+    _fake_gpus(monkeypatch)
+    with pytest.raises(ValueError, match=r"encoder 'minilm-l3' runs on cpu only, not 'cuda'"):
+        onnx.to("cuda")
+    assert onnx.to("auto").device == torch.device("cpu")  # auto: where the encoder can run
+    assert torch_encoder.to("auto").device == torch.device("cuda")
+    assert torch_encoder.to("cpu").device == torch.device("cpu")
+    assert torch_encoder.to(torch.device("cuda", 0)).device == torch.device("cuda:0")
+    with pytest.raises(ValueError, match="must be one of"):
+        torch_encoder.to("gpu")
+
+
+def test_auto_without_a_gpu_runs_every_encoder_on_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    from latentbridge import encoders
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for name in ("minilm-l3", "minilm-l6", "glove-50d"):
+        assert encoders.get(name).to("auto").device == torch.device("cpu")
+    with pytest.raises(ValueError, match="needs a CUDA GPU"):
+        encoders.get("minilm-l6").to("cuda")
+
+
+def test_a_module_encoder_starts_where_its_module_is_and_moves_it() -> None:
+    enc = _tiny_module_encoder()
+    assert enc.device == torch.device("cpu")
+    images = np.random.default_rng(0).integers(0, 256, (3, 8, 8), dtype=np.uint8)
+    before = enc.encode(images)
+    meta = torch.nn.Linear(2, 2, device="meta")  # a device type the encoder does not run on
+    from latentbridge.encoders import ModuleEncoder
+
+    assert ModuleEncoder("m", meta, "vision", 2).device == torch.device("cpu")
+    np.testing.assert_array_equal(enc.to("cpu").encode(images), before)
+
+
+def test_the_cache_keys_on_the_device_and_cpu_keys_are_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``device=None`` and ``device="cpu"`` hit one entry; latents an encoder computes off the
+    CPU (simulated: the encoder reports a CUDA device but computes here) get another."""
+    from latentbridge.cache import EmbeddingCache
+    from latentbridge.encoders import ModuleEncoder
+    from latentbridge.encoding import encode
+
+    calls: list[int] = []
+
+    class Counted(ModuleEncoder):
+        reported = torch.device("cpu")
+
+        @property
+        def device(self) -> torch.device:
+            return self.reported
+
+        def _encode_batch(self, batch: object) -> np.ndarray:
+            calls.append(1)
+            with torch.inference_mode():
+                return self.module(self.preprocess(batch)).numpy()
+
+    enc = _tiny_module_encoder()
+    counted = Counted("tiny", enc.module, "vision", 5)
+    cache = EmbeddingCache(tmp_path)
+    first = encode("digits", counted, "test", cache=cache, progress=False)
+    n = len(calls)
+    again = encode("digits", counted, "test", cache=cache, progress=False, device="cpu")
+    assert len(calls) == n and np.array_equal(first, again)  # same key: a cache hit
+    counted.reported = torch.device("cuda", 0)
+    encode("digits", counted, "test", cache=cache, progress=False)
+    assert len(calls) > n  # another key: computed again
+    with pytest.raises(ValueError, match="cannot be moved"):
+        encode("digits", object(), "test", cache=cache, progress=False, device="cpu")
+
+
+def test_encode_device_falls_back_to_the_cpu_for_cpu_only_encoders() -> None:
+    from latentbridge.experiments.spaces import encode_device
+
+    assert encode_device("minilm-l3", "cuda") == "cpu"  # ONNX
+    assert encode_device("minilm-l6", "cuda:1") == "cuda:1"
+    assert encode_device(_tiny_module_encoder(), "cuda") == "cuda"
+    assert encode_device("minilm-l3", "auto") == "auto"  # resolved per encoder by .to
+    assert encode_device("minilm-l6", "cpu") == "cpu"
+
+
+def test_the_encode_command_takes_a_device(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    base = ["encode", "--dataset", "digits", "--split", "test", "--cache", str(tmp_path)]
+    line = _fails(capsys, [*base, "--encoder", "tiny-missing", "--device", "gpu"])
+    assert "--device" in line and "must be one of" in line
+    line = _fails(capsys, [*base, "--encoder", "open-nsfw-resnet50", "--device", "cuda"])
+    assert "needs a CUDA GPU" in line
+    with pytest.raises(SystemExit):
+        main(["encode", "--help"])
+    assert "--device" in capsys.readouterr().out
+
+
+def test_trained_vision_encoders_key_on_the_device_type(monkeypatch: pytest.MonkeyPatch) -> None:
+    from latentbridge.experiments.vision_models import TrainingOptions, fit_encoder, train_encoder
+
+    cpu = TrainingOptions(dataset="digits", epochs=0)
+    assert "device" not in cpu.stored()  # the keys of CPU entries are those they always had
+    cuda = TrainingOptions(dataset="digits", epochs=0, device="cuda")
+    assert cuda.stored()["device"] == "cuda" and cuda.key != cpu.key
+    with pytest.raises(ValueError, match="device"):
+        TrainingOptions(dataset="digits", device="cuda:0")  # a type, not a GPU
+    with pytest.raises(ValueError, match=r"is not options\.device"):
+        fit_encoder(cpu, device="meta")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="needs a CUDA GPU"):
+        train_encoder("digits", epochs=0, device="cuda")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_encoders_on_cuda_are_close_to_the_cpu(tmp_path: Path) -> None:
+    from latentbridge.cache import EmbeddingCache
+    from latentbridge.encoding import encode
+    from latentbridge.experiments.vision_models import train_encoder
+
+    cache = EmbeddingCache(tmp_path)
+    for name in ("minilm-l6",):
+        cpu = encode("drug-reviews", name, "test", cache=cache, progress=False)
+        gpu = encode("drug-reviews", name, "test", cache=cache, progress=False, device="cuda")
+        np.testing.assert_allclose(gpu, cpu, atol=1e-4)
+    trained = train_encoder("digits", epochs=1, cache=tmp_path, device="cuda")
+    assert next(trained.module.parameters()).is_cuda
+    images = np.zeros((4, 8, 8), dtype=np.uint8)
+    assert trained.encode(images).shape == (4, trained.latent_dim)
+    enc = trained.encoder()
+    assert enc.device.type == "cuda"
+    np.testing.assert_allclose(enc.to("cpu").encode(images), trained.encode(images), atol=1e-4)

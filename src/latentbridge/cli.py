@@ -273,6 +273,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
         executor=args.executor,
         address=args.address,
         max_parallel=args.max_parallel,
+        device=args.device,
     )
     print(
         f"{args.dataset}/{args.split} with {args.encoder}: {latents.shape[0]} x "
@@ -416,6 +417,17 @@ def _argument_int(text: str, **bounds: int) -> int:
 
 def _positive_int(text: str) -> int:
     return _argument_int(text, minimum=1)
+
+
+def _device(text: str) -> str:
+    """``text`` if it names a device (``cpu``, ``cuda``, ``cuda:N``, ``auto``), or argparse's
+    error; whether a GPU is there is checked where the device is used."""
+    from ._devices import check_device
+
+    try:
+        return check_device(text, "argument")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("argument ")) from None
 
 
 def _seed(text: str) -> int:
@@ -580,6 +592,13 @@ def _add_encode(sub: Any) -> None:
     enc.add_argument("--refresh", action="store_true", help="recompute even if cached")
     enc.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_executor(enc, "chunk after chunk here", "the chunks by Ray Data actors")
+    enc.add_argument(
+        "--device",
+        type=_device,
+        default=None,
+        help="where the encoder runs: cpu (default), cuda, cuda:N or auto (CUDA where present "
+        "and the encoder runs there); the ONNX and C encoders run on the CPU only",
+    )
     enc.set_defaults(func=_cmd_encode)
 
 
@@ -620,9 +639,10 @@ def _add_run(sub: Any) -> None:
     _add_executor(run_, "the cells one after another here", "as Ray tasks")
     run_.add_argument(
         "--device",
+        type=_device,
         default=None,
-        help="where heads train: cpu, cuda, cuda:N or auto (CUDA where present); overrides the "
-        "config's device (classification so far)",
+        help="where models train and torch encoders encode: cpu, cuda, cuda:N or auto (CUDA "
+        "where present); overrides the config's device (the similarity task: cpu only)",
     )
     run_.add_argument("--quiet", action="store_true", help="no progress output")
     run_.set_defaults(func=_cmd_run)

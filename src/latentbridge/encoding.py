@@ -30,6 +30,7 @@ def encode(
     executor: str = "local",
     address: str | None = None,
     max_parallel: int | None = None,
+    device: str | None = None,
 ) -> np.ndarray:
     """The latents of ``split`` of ``dataset`` under ``encoder``, from the cache when present.
 
@@ -48,11 +49,18 @@ def encode(
             with the encoder loaded once; the inputs go to the object store once), on the
             cluster at ``address`` or a Ray instance started here. The chunks are stored in the
             cache in order, as a local run stores them: the same bytes. Needs an encoder name.
+        device: where the encoder runs: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA where
+            present and the encoder runs there; see :meth:`Encoder.to
+            <latentbridge.encoders.Encoder.to>`); ``None`` leaves an encoder object where it
+            is and runs a named one on the CPU. Latents computed off the CPU are cached under
+            their own key (the device type is part of it: their last bits differ); with Ray,
+            each actor takes one GPU.
 
     Raises:
         ValueError: an unknown dataset, split or encoder name (the encoder's is an
             :class:`~latentbridge.encoders.UnknownEncoderError`), an encoder of another
-            modality than the dataset, or a ``batch_size`` / ``chunk_size`` below 1.
+            modality than the dataset, a ``batch_size`` / ``chunk_size`` below 1, or a
+            ``device`` the encoder does not run on (or CUDA without a GPU).
         TypeError: a ``batch_size`` / ``chunk_size`` that is not an integer, or
             ``dataset_options`` that are not a dict.
 
@@ -72,6 +80,10 @@ def encode(
     options = dict(dataset_options or {})
     # An unknown name fails here, before the data is loaded.
     enc = encoders.get(encoder) if isinstance(encoder, str) else encoder
+    if device is not None:
+        if not callable(getattr(enc, "to", None)):
+            raise ValueError(f"device: encoder {encoder!r} cannot be moved (it has no .to)")
+        enc = enc.to(device)
     loaded = data.load(dataset, split, **options)
     if not isinstance(loaded, data.Dataset):
         raise ValueError(
@@ -93,6 +105,9 @@ def encode(
         "inputs": fingerprint_inputs(loaded.inputs),
         "num_samples": len(loaded),
     }
+    on = getattr(enc, "device", None)
+    if on is not None and on.type != "cpu":  # CPU latents keep the keys they always had
+        fields["device"] = on.type
     inputs = loaded.inputs
     bar = progress_bar(
         len(loaded), f"encode {dataset}/{split} with {enc.name}", enabled=progress, unit="sample"
@@ -118,6 +133,7 @@ def encode(
         if not isinstance(encoder, str):
             raise ValueError("executor 'ray' needs the encoder's name (each actor loads it)")
         chunks = _RayChunks(encoder, inputs, len(loaded), batch_size, chunk_size, max_parallel)
+        chunks.device = "cpu" if on is None else on.type
         with bar, chunks.connected(address):
             return store.compute(
                 fields, len(loaded), chunks, chunk_size=chunk_size, progress=bar, refresh=refresh
@@ -145,6 +161,7 @@ class _RayChunks:
         self.encoder, self.inputs, self.num_samples = encoder, inputs, num_samples
         self.batch_size, self.chunk_size, self.max_parallel = batch_size, chunk_size, max_parallel
         self._results: Any = None
+        self.device = "cpu"  # the actors' device type (each takes one GPU for "cuda")
 
     @contextlib.contextmanager
     def connected(self, address: str | None) -> Iterator[None]:
@@ -175,7 +192,8 @@ class _RayChunks:
             {"start": s, "stop": min(s + self.chunk_size, self.num_samples)}
             for s in range(start, self.num_samples, self.chunk_size)
         ]
-        workers = self.max_parallel or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        unit = "GPU" if self.device == "cuda" else "CPU"  # an actor's resource
+        workers = self.max_parallel or max(1, int(ray.cluster_resources().get(unit, 1)))
         encoded = ray.data.from_items(ranges).map_batches(
             _EncodeChunks,
             fn_constructor_kwargs={
@@ -183,10 +201,12 @@ class _RayChunks:
                 "inputs": [ray.put(self.inputs)],  # in a list: the actors read it themselves
                 "batch_size": self.batch_size,
                 "threads": torch.get_num_threads(),
+                "device": self.device,
             },
             batch_size=1,
             concurrency=min(workers, len(ranges)),
             num_cpus=1,
+            num_gpus=1 if self.device == "cuda" else 0,
             batch_format="numpy",
         )
         for row in encoded.iter_rows():
@@ -198,14 +218,16 @@ class _EncodeChunks:
     then one chunk of samples encoded per call (with the driver's torch thread count, so the
     bytes are those of a local encode)."""
 
-    def __init__(self, encoder: str, inputs: list[Any], batch_size: int, threads: int) -> None:
+    def __init__(
+        self, encoder: str, inputs: list[Any], batch_size: int, threads: int, device: str
+    ) -> None:
         import ray
         import torch
 
         from . import encoders
 
         torch.set_num_threads(threads)
-        self.encoder = encoders.get(encoder)
+        self.encoder = encoders.get(encoder).to(device)
         self.inputs = ray.get(inputs[0])
         self.batch_size = batch_size
 

@@ -31,7 +31,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
 
+from .._devices import resolve_device
 from .._validation import check_positive_int
 
 __all__ = [
@@ -311,6 +313,10 @@ class Encoder(ABC):
 
     The model is built on the first :meth:`encode` and kept in the instance; encoders run in
     inference mode (no dropout, no gradients), so the same call gives the same output.
+
+    Encoders run on the CPU unless moved with :meth:`to`; the torch encoders (``device_types``
+    ``("cpu", "cuda")``: sentence-transformers, ``hf:``, ``timm:`` and module encoders) run on a
+    CUDA GPU too, the ONNX and C engines only on the CPU.
     """
 
     name: str
@@ -321,9 +327,47 @@ class Encoder(ABC):
     #: Whether first use may download the model (``hf:``/``sbert:``), so that an encoder that
     #: is not available offline is still tried.
     downloads: ClassVar[bool] = False
+    #: The torch device types the encoder runs on (see :meth:`to`).
+    device_types: ClassVar[tuple[str, ...]] = ("cpu",)
 
     def __init__(self) -> None:
         self._model: Any = None
+        self._device = torch.device("cpu")
+
+    @property
+    def device(self) -> torch.device:
+        """Where the encoder runs (the CPU unless moved with :meth:`to`)."""
+        return getattr(self, "_device", torch.device("cpu"))
+
+    def to(self, device: str | torch.device) -> Encoder:
+        """Run on ``device`` from now on; returns the encoder itself.
+
+        ``device`` is ``cpu``, ``cuda``, ``cuda:N``, ``auto`` (CUDA where a GPU is present and
+        the encoder runs there, else the CPU) or a ``torch.device``. A device type not in
+        :attr:`device_types`, or CUDA without a GPU, is a ``ValueError`` naming the encoder.
+        A loaded model is moved; outputs are float32 NumPy arrays wherever it runs (their last
+        bits may differ between devices, which is why the embedding cache keys on the device).
+        """
+        if device == "auto":
+            usable = "cuda" in self.device_types and torch.cuda.is_available()
+            target = torch.device("cuda" if usable else "cpu")
+        elif isinstance(device, torch.device):
+            target = resolve_device(str(device), "device")
+        else:
+            target = resolve_device(device, "device")
+        if target.type not in self.device_types:
+            raise ValueError(
+                f"encoder {self.name!r} runs on {' or '.join(self.device_types)} only, not "
+                f"{str(device)!r}"
+            )
+        self._device = target
+        if self._model is not None:
+            self._model = self._moved(self._model, target)
+        return self
+
+    def _moved(self, model: Any, device: torch.device) -> Any:
+        """``model`` (as :meth:`_load` returned it) on ``device``; torch encoders override."""
+        return model
 
     @property
     @abstractmethod

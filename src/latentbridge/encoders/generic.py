@@ -141,6 +141,7 @@ class HFEncoder(_HubEncoder):
         "a local directory works offline"
     )
     requirements = ("transformers",)
+    device_types = ("cpu", "cuda")
 
     def __init__(
         self, model_id: str, layer: int = -1, pooling: str = "cls", max_length: int = 512
@@ -173,7 +174,7 @@ class HFEncoder(_HubEncoder):
         folder = str(self.local_dir())
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         model = AutoModel.from_pretrained(folder, local_files_only=True, use_safetensors=True)
-        model.eval()
+        model.eval().to(self.device)
         n_layers = int(model.config.num_hidden_layers)
         if not -(n_layers + 1) <= self.layer <= n_layers:
             raise ValueError(
@@ -181,11 +182,15 @@ class HFEncoder(_HubEncoder):
             )
         return tokenizer, model
 
+    def _moved(self, model: Any, device: torch.device) -> Any:
+        tokenizer, module = model
+        return tokenizer, module.to(device)
+
     def _encode_batch(self, batch: list[str]) -> np.ndarray:
         tokenizer, model = self.model
         enc = tokenizer(
             batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        )
+        ).to(self.device)
         with torch.inference_mode():
             out = model(**enc, output_hidden_states=True)
             hidden = out.hidden_states[self.layer]
@@ -206,9 +211,13 @@ class SBertEncoder(_HubEncoder):
         "network), a local directory works offline"
     )
     requirements = ("sentence-transformers",)
+    device_types = ("cpu", "cuda")
 
     def _runtime_available(self) -> bool:
         return has_modules("sentence_transformers")
+
+    def _moved(self, model: Any, device: torch.device) -> Any:
+        return model.to(device)
 
     @property
     def dim(self) -> int:
@@ -225,7 +234,7 @@ class SBertEncoder(_HubEncoder):
 
         model = SentenceTransformer(
             str(self.local_dir()),
-            device="cpu",
+            device=str(self.device),
             local_files_only=True,
             model_kwargs={"use_safetensors": True},
         )
@@ -249,6 +258,7 @@ class TimmEncoder(Encoder):
     modality = "vision"
     install_hint = "pip install timm (weights are downloaded from the Hub on first use)"
     requirements = ("timm",)
+    device_types = ("cpu", "cuda")
 
     def __init__(self, model_name: str) -> None:
         super().__init__()
@@ -277,18 +287,22 @@ class TimmEncoder(Encoder):
 
         model = timm.create_model(self.model_name, pretrained=True, num_classes=0).eval()
         config = timm.data.resolve_data_config({}, model=model)
-        return model, config
+        return model.to(self.device), config
+
+    def _moved(self, model: Any, device: torch.device) -> Any:
+        module, config = model
+        return module.to(device), config
 
     def _encode_batch(self, batch: np.ndarray) -> np.ndarray:
         model, config = self.model
-        x = torch.from_numpy(np.ascontiguousarray(batch)).float() / 255.0
+        x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device).float() / 255.0
         if x.ndim == 3:
             x = x.unsqueeze(-1).expand(-1, -1, -1, 3)
         x = x.permute(0, 3, 1, 2)
         size = tuple(config["input_size"][-2:])
         x = torch.nn.functional.interpolate(x, size=size, mode="bilinear", antialias=True)
-        mean = torch.tensor(config["mean"]).view(1, 3, 1, 1)
-        std = torch.tensor(config["std"]).view(1, 3, 1, 1)
+        mean = torch.tensor(config["mean"], device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(config["std"], device=self.device).view(1, 3, 1, 1)
         with torch.inference_mode():
             return model((x - mean) / std).float().cpu().numpy()
 
@@ -313,6 +327,7 @@ class ModuleEncoder(Encoder):
     """
 
     downloads = False
+    device_types = ("cpu", "cuda")
 
     def __init__(
         self,
@@ -337,6 +352,9 @@ class ModuleEncoder(Encoder):
         self.module = module
         self.preprocess = preprocess or default_image_preprocess
         self.install_hint = "registered in this process with register_module"
+        param = next(module.parameters(), None)
+        if param is not None and param.device.type in self.device_types:
+            self._device = param.device  # where the module already is
 
     @property
     def dim(self) -> int:
@@ -354,17 +372,17 @@ class ModuleEncoder(Encoder):
         return h.hexdigest()
 
     def _load(self) -> Any:
-        return self.module
+        return self.module.to(self.device)
+
+    def _moved(self, model: Any, device: torch.device) -> Any:
+        return model.to(device)
 
     def _encode_batch(self, batch: Any) -> np.ndarray:
         module = self.model
         was_training = module.training
         module.eval()
         try:
-            x = self.preprocess(batch)
-            param = next(module.parameters(), None)
-            if param is not None:
-                x = x.to(param.device)
+            x = self.preprocess(batch).to(self.device)
             with torch.inference_mode():
                 out = module(x)
         finally:

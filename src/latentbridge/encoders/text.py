@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from .._files import make_temp_dir
 from .._validation import check_positive_int
@@ -47,16 +48,20 @@ class _SentenceTransformerEncoder(Encoder):
     """A sentence-transformers model read from a local folder (its own pooling/normalisation)."""
 
     modality = "text"
+    device_types = ("cpu", "cuda")
 
     def _model_dir(self) -> Path:
         raise NotImplementedError
+
+    def _moved(self, model: Any, device: torch.device) -> Any:
+        return model.to(device)
 
     def _load(self) -> Any:
         from sentence_transformers import SentenceTransformer
 
         model = SentenceTransformer(
             str(self._model_dir()),
-            device="cpu",
+            device=str(self.device),
             local_files_only=True,
             model_kwargs={"use_safetensors": True},  # never unpickle
         )

@@ -21,7 +21,14 @@ from ..encoding import encode
 from ..synthetic import make_spaces
 from .config import DatasetConfig, RunConfig
 
-__all__ = ["Spaces", "encoder_names", "load_spaces", "select_anchor_indices", "trained_encoders"]
+__all__ = [
+    "Spaces",
+    "encode_device",
+    "encoder_names",
+    "load_spaces",
+    "select_anchor_indices",
+    "trained_encoders",
+]
 
 
 @dataclass(frozen=True)
@@ -89,9 +96,9 @@ def encoder_names(ds: DatasetConfig) -> list[str]:
     return names
 
 
-def trained_encoders(ds: DatasetConfig) -> dict[str, Any]:
-    """The encoders ``ds.trained_encoders`` asks for, by name, trained (or loaded from the
-    cache of trained models) in architecture-major order; nothing is registered."""
+def trained_encoders(ds: DatasetConfig, device: str = "cpu") -> dict[str, Any]:
+    """The encoders ``ds.trained_encoders`` asks for, by name, trained on ``device`` (or loaded
+    from the cache of trained models) in architecture-major order; nothing is registered."""
     from .vision_models import train_encoder
 
     if ds.trained_encoders is None:
@@ -107,9 +114,22 @@ def trained_encoders(ds: DatasetConfig) -> dict[str, Any]:
                 latent_dim=t.latent_dim,
                 epochs=t.epochs,
                 train_subset=t.train_subset,
+                device=device,
             )
             out[trained.name] = trained.encoder()
     return out
+
+
+def encode_device(encoder: Any, device: str) -> str:
+    """Where ``encoder`` (a name or an encoder object) encodes in a run on ``device``: there,
+    when the encoder runs on that device type, else on the CPU (the ONNX and C encoders)."""
+    from ..encoders import get
+
+    if device in ("cpu", "auto"):
+        return device  # "auto" is resolved per encoder by Encoder.to
+    enc = get(encoder) if isinstance(encoder, str) else encoder
+    kind = device.split(":")[0]
+    return device if kind in getattr(enc, "device_types", ("cpu",)) else "cpu"
 
 
 def load_spaces(
@@ -119,13 +139,15 @@ def load_spaces(
     cache: Any = None,
     progress: bool = True,
     executor: str = "local",
+    device: str = "cpu",
 ) -> Spaces:
     """Every encoder's train and test latents for ``ds`` (from the cache), and the labels.
 
     The encoders are ``ds.encoders`` (registered names) followed by ``encoders`` (name ->
     encoder object, e.g. from :func:`trained_encoders`). The synthetic dataset is generated.
     With ``executor="ray"``, missing latents of the registered encoders are encoded with Ray
-    Data (:func:`latentbridge.encode`); the encoder objects encode here.
+    Data (:func:`latentbridge.encode`); the encoder objects encode here. The torch encoders
+    encode on ``device`` (:func:`encode_device`), the others on the CPU.
     """
     if ds.name == "synthetic":
         return _synthetic_spaces(ds)
@@ -140,6 +162,7 @@ def load_spaces(
     train: dict[str, np.ndarray] = {}
     test: dict[str, np.ndarray] = {}
     for name, encoder in named.items():
+        on = encode_device(encoder, device)
         for split, store in ((ds.train_split, train), (ds.test_split, test)):
             store[name] = encode(
                 ds.name,
@@ -149,5 +172,6 @@ def load_spaces(
                 cache=cache,
                 progress=progress,
                 executor=executor if isinstance(encoder, str) else "local",
+                device=on,
             )
     return Spaces(ds.name, train, test, train_set.labels, test_set.labels, len(train_set.classes))

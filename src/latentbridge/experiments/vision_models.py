@@ -34,6 +34,7 @@ Seconds per epoch on Fashion-MNIST (60,000 images, defaults) as measured on one 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -48,6 +49,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import __version__, data
+from .._devices import resolve_device
 from .._files import make_temp_dir, sha256_file
 from .._validation import check_choice, check_positive_int, check_seed, warn_user
 from ..cache import EmbeddingCache, cache_dir, make_key
@@ -189,8 +191,10 @@ class TrainingOptions:
     with ``dataset_options``); ``architecture`` one of :data:`ARCHITECTURES`; ``seed`` seeds the
     initialisation, the shuffling and the ``train_subset`` (a class-balanced subset of the
     training split; ``None``: all of it); ``latent_dim`` is the encoder's output width; Adam
-    (``lr``) runs ``epochs`` epochs of mini-batches of ``batch_size``. A value of the wrong
-    type or range raises ``ValueError`` naming the option.
+    (``lr``) runs ``epochs`` epochs of mini-batches of ``batch_size``; ``device`` is the
+    device *type* it trains on (``cpu`` or ``cuda``: a GPU's kernels round differently, so
+    weights trained there are another entry of the model cache; which GPU does not matter).
+    A value of the wrong type or range raises ``ValueError`` naming the option.
     """
 
     dataset: str = "fashion-mnist"
@@ -202,10 +206,12 @@ class TrainingOptions:
     lr: float = 1e-3
     train_subset: int | None = None
     dataset_options: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         check_choice(self.dataset, "dataset", [spec.name for spec in data.available("vision")])
         check_choice(self.architecture, "architecture", ARCHITECTURES)
+        check_choice(self.device, "device", ("cpu", "cuda"))
         lr = self.lr
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
             raise ValueError(f"lr must be a positive float, got {lr!r}")
@@ -241,6 +247,8 @@ class TrainingOptions:
             "lr": self.lr,
             "train_subset": self.train_subset,
         }
+        if self.device != "cpu":  # entries trained on the CPU keep the keys they always had
+            options["device"] = self.device
         stored: dict[str, Any] = json.loads(json.dumps(options, sort_keys=True, default=str))
         return stored
 
@@ -324,9 +332,11 @@ class TrainedEncoder:
         return _normalise(images, self.mean, self.std)
 
     def encode(self, images: np.ndarray, batch_size: int = _EVAL_BATCH) -> np.ndarray:
-        """The latents ``float32 (N, latent_dim)`` of uint8 images ``(N, H, W)``."""
-        x = self.preprocess(images)
-        return _forward(self.module, x, batch_size).numpy()
+        """The latents ``float32 (N, latent_dim)`` of uint8 images ``(N, H, W)`` (computed
+        where the module is)."""
+        param = next(self.module.parameters())
+        x = self.preprocess(images).to(param.device)
+        return _forward(self.module, x, batch_size).cpu().numpy()
 
     def encoder(self) -> Encoder:
         """This trained module as an encoder object named :attr:`name` (nothing registered):
@@ -392,6 +402,16 @@ class _TrainingData:
     def image_size(self) -> tuple[int, int]:
         return int(self.x_train.shape[2]), int(self.x_train.shape[3])
 
+    def to(self, device: torch.device) -> _TrainingData:
+        """The same data with the tensors on ``device``."""
+        return dataclasses.replace(
+            self,
+            x_train=self.x_train.to(device),
+            y_train=self.y_train.to(device),
+            x_test=self.x_test.to(device),
+            y_test=self.y_test.to(device),
+        )
+
 
 def _training_data(options: TrainingOptions) -> _TrainingData:
     """Both splits of ``options.dataset``, normalised by the (subset's) training pixels."""
@@ -437,7 +457,9 @@ class _EpochTally:
 
 
 def fit_encoder(
-    options: TrainingOptions, progress: Progress | None = None
+    options: TrainingOptions,
+    progress: Progress | None = None,
+    device: torch.device | str | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Train ``options``' encoder with a linear head; returns the encoder (eval mode) and its
     manifest (everything :func:`store_trained` writes but the weights' SHA-256). Writes nothing.
@@ -445,19 +467,24 @@ def fit_encoder(
     The model is ``head(encoder(x))``, both initialised in :func:`seeded` (``options.seed``),
     trained by :func:`~latentbridge.experiments.training.fit`: Adam(``lr``) on the mean
     cross-entropy of each mini-batch, in an order drawn from a generator seeded with ``seed``.
-    ``progress`` is told an ``"epoch"`` :class:`TrainingEvent` after every epoch.
+    ``progress`` is told an ``"epoch"`` :class:`TrainingEvent` after every epoch. It trains
+    on ``device`` (default: ``options.device``; a ``cuda:N`` picks the GPU), initialised on
+    the CPU and moved there with the images; the encoder comes back on that device.
     """
-    split = _training_data(options)
+    device = torch.device(options.device if device is None else device)
+    if device.type != options.device:
+        raise ValueError(f"device {str(device)!r} is not options.device {options.device!r}")
+    split = _training_data(options).to(device)
     with seeded(options.seed):
         encoder = build_encoder(options.architecture, options.latent_dim, split.image_size)
         head = nn.Linear(options.latent_dim, split.num_classes)
-    model = nn.Sequential(encoder, head)
+    model = nn.Sequential(encoder, head).to(device)
     n = len(split.x_train)
     tally = _EpochTally()
 
     def loss(batch: Tensor | None) -> Tensor:
         assert batch is not None  # fit is given a batch_size, so it passes indices
-        xb, yb = split.x_train[batch], split.y_train[batch]
+        xb, yb = split.x_train[batch.to(device)], split.y_train[batch.to(device)]
         logits = model(xb)
         value = nn.functional.cross_entropy(logits, yb)
         tally.add(value, logits, yb)
@@ -619,6 +646,7 @@ def train_encoder(
     *,
     dataset_options: Mapping[str, Any] | None = None,
     refresh: bool = False,
+    device: str = "cpu",
 ) -> TrainedEncoder:
     """Load the encoder these options train from the model cache, or train and store it.
 
@@ -633,6 +661,9 @@ def train_encoder(
             after every epoch and once trained.
         dataset_options: options for :func:`latentbridge.data.load` (part of the key).
         refresh: retrain even if a stored encoder exists.
+        device: where to train: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA where present);
+            its type is part of the options (and the key). A stored encoder is loaded on the
+            CPU (move it with ``trained.module.to(...)`` or ``trained.encoder().to(...)``).
 
     Returns:
         A :class:`TrainedEncoder` in eval mode.
@@ -647,13 +678,14 @@ def train_encoder(
         lr=lr,
         train_subset=train_subset,
         dataset_options=dict(dataset_options or {}),
+        device=resolve_device(device).type,
     )
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be callable or None, got {type(progress).__name__}")
     folder = _root(cache) / "models" / "vision" / options.key
     trained = None if refresh else _usable_entry(folder, options)
     if trained is None:
-        trained = store_trained(folder, *fit_encoder(options, progress))
+        trained = store_trained(folder, *fit_encoder(options, progress, resolve_device(device)))
     if progress is not None:
         kind = "cached" if trained.cached else "trained"
         progress(TrainingEvent(kind, options.name, options.epochs, options.epochs))

@@ -434,10 +434,11 @@ def _features(dataset: DatasetConfig, config: RunConfig, context: RunContext) ->
     context.log(f"{dataset.name}: loading latents")
     spaces = load_spaces(
         dataset,
-        trained_encoders(dataset),
+        trained_encoders(dataset, config.device),
         cache=context.cache,
         progress=context.progress,
         executor=context.executor,
+        device=config.device,
     )
     first = next(iter(spaces.train.values()))
     anchor_idx = select_anchor_indices(config, first, spaces.train_labels, config.anchors.seed)
