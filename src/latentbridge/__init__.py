@@ -10,8 +10,14 @@ The core needs only torch and numpy; importing it does nothing else (no files, n
 - :func:`anchor_consistency` and :mod:`latentbridge.stitching`: label-free agreement, on the
   parallel anchors, of a model trained on one space and its zero-shot stitched copy;
 - :func:`latentbridge.streaming.project_file`: the relative representation of an embedding file
-  too large for memory, written chunk by chunk (resumable).
+  too large for memory, written chunk by chunk (resumable);
+- :class:`StitchingClassifier`: a scikit-learn classifier on the (product) relative
+  representation, stitched to another encoder with ``clf.with_anchors(anchors_b)`` (the
+  ``sklearn`` extra; imported on first access, so ``import latentbridge`` never loads
+  scikit-learn).
 """
+
+from typing import TYPE_CHECKING, Any
 
 from . import (
     aggregations,
@@ -33,12 +39,16 @@ from .projections import relative_projection
 from .stitching import anchor_consistency
 from .transformations import TRANSFORMATIONS
 
+if TYPE_CHECKING:
+    from .estimator import StitchingClassifier
+
 __version__ = "0.1.0"
 
 __all__ = [
     "TRANSFORMATIONS",
     "ProductProjection",
     "RelativeProjection",
+    "StitchingClassifier",
     "__version__",
     "aggregations",
     "alignment",
@@ -56,3 +66,16 @@ __all__ = [
     "streaming",
     "transformations",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the scikit-learn estimator on first access (the optional ``sklearn`` extra)."""
+    if name == "StitchingClassifier":
+        from .estimator import StitchingClassifier
+
+        return StitchingClassifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
