@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import csv
+import hashlib
 import math
 import re
 import statistics
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +17,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from latentbridge.experiments import heatmaps as heatmaps_module
 from latentbridge.experiments import report
+from latentbridge.experiments.headline import BEST_COLOUR, chance_level, headline
+from latentbridge.experiments.page import SORT_SCRIPT
 from latentbridge.experiments.report import (
     ResultRow,
     ablation_table,
@@ -23,6 +30,8 @@ from latentbridge.experiments.report import (
     summary_table,
     write_report,
 )
+from latentbridge.experiments.results import MetricInfo
+from latentbridge.experiments.tables import Cell, Table, to_html
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DATASETS = ["ds1", "ds2"]
@@ -94,6 +103,76 @@ def parse_md(table: str) -> tuple[list[str], dict[str, list[str]]]:
     split = [[c.strip() for c in line.strip("|").split(" | ")] for line in lines]
     header, body = split[0], split[2:]
     return header, {row[0]: row[1:] for row in body}
+
+
+@dataclass
+class Page:
+    """What a report page holds, as a browser's parser sees it (attribute values unescaped)."""
+
+    figures: list[dict[str, str]] = field(default_factory=list)
+    tables: list[list[list[str]]] = field(default_factory=list)  # rows of cell texts
+    table_parts: list[list[str]] = field(default_factory=list)  # thead/tbody/tfoot per table
+    h2: list[str] = field(default_factory=list)
+    scripts: list[str] = field(default_factory=list)
+    pre: list[str] = field(default_factory=list)
+    details: list[dict[str, str]] = field(default_factory=list)
+    handlers: list[str] = field(default_factory=list)  # on* attributes anywhere
+    csp: str = ""
+
+
+class _Parser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.page = Page()
+        self._text: list[str] | None = None
+        self._into = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {k: v or "" for k, v in attrs}
+        self.page.handlers += [k for k in values if k.startswith("on")]
+        if tag == "figure":
+            self.page.figures.append(values)
+        elif tag == "table":
+            self.page.tables.append([])
+            self.page.table_parts.append([])
+        elif tag in ("thead", "tbody", "tfoot"):
+            self.page.table_parts[-1].append(tag)
+        elif tag == "tr":
+            self.page.tables[-1].append([])
+        elif tag == "details":
+            self.page.details.append(values)
+        elif tag == "meta" and values.get("http-equiv") == "Content-Security-Policy":
+            self.page.csp = values["content"]
+        if tag in ("td", "th", "h2", "script", "pre"):
+            self._text, self._into = [], tag
+
+    def handle_data(self, data: str) -> None:
+        if self._text is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._text is None or tag != self._into:
+            return
+        text, self._text = "".join(self._text), None
+        if tag in ("td", "th"):
+            self.page.tables[-1][-1].append(text)
+        elif tag == "h2":
+            self.page.h2.append(text)
+        elif tag == "script":
+            self.page.scripts.append(text)
+        else:
+            self.page.pre.append(text)
+
+
+def parse_page(text: str) -> Page:
+    parser = _Parser()
+    parser.feed(text)
+    parser.close()
+    return parser.page
+
+
+def figures_of(page: Page, kind: str) -> list[dict[str, str]]:
+    return [f for f in page.figures if f.get("class") == kind]
 
 
 def test_read_results_types_and_order(results: Path) -> None:
@@ -261,10 +340,12 @@ def test_write_report_files(results: Path) -> None:
     text = page.read_text(encoding="utf-8")
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", text)
     assert "http://" not in text and "https://" not in text
-    assert text.count('<img src="data:image/png;base64,') == len(expected)
-    assert "<link" not in text and "<script" not in text
-    assert "&quot;quick&quot;" in text  # the config, escaped
-    assert "<table>" in text and "<strong>" in text
+    # one headline per dataset, one grid of heatmaps per (dataset, metric)
+    images = len(DATASETS) * (1 + len(METRICS))
+    assert text.count('<img src="data:image/png;base64,') == images
+    assert "<link" not in text and text.count("<script") == 1  # the page's own script only
+    assert "name: quick" in text  # the config, as YAML
+    assert '<table class="sortable">' in text and "<strong>" in text
 
 
 def test_html_escapes_malicious_names(tmp_path: Path) -> None:
@@ -278,9 +359,12 @@ def test_html_escapes_malicious_names(tmp_path: Path) -> None:
     write_csv(folder / "results.csv", rows)
     (folder / "config.json").write_text('{"note": "</pre><script>bad()</script>"}')
     text = write_report(folder).read_text(encoding="utf-8")
-    assert "<script" not in text
+    page = parse_page(text)
+    assert page.scripts == [SORT_SCRIPT]  # no script but the page's own
     assert "<img src=x" not in text
     assert "&lt;script&gt;" in text
+    assert [f["data-dataset"] for f in page.figures if f.get("class") == "headline"] == [evil]
+    assert page.handlers == []
     summary = (folder / "summary.md").read_text(encoding="utf-8")
     assert "<script" not in summary
     names = [p.name for p in (folder / "heatmaps").iterdir()]
@@ -290,9 +374,9 @@ def test_html_escapes_malicious_names(tmp_path: Path) -> None:
 def test_report_is_deterministic_and_atomic(results: Path) -> None:
     folder = results.parent
     write_report(folder)
-    first = (folder / "summary.md").read_bytes()
+    first = [(folder / name).read_bytes() for name in ("summary.md", "report.html")]
     write_report(folder)
-    assert (folder / "summary.md").read_bytes() == first
+    assert [(folder / name).read_bytes() for name in ("summary.md", "report.html")] == first
     leftovers = [p for p in folder.rglob("*") if p.name.startswith(".") or p.suffix == ".tmp"]
     assert leftovers == []
     assert sorted(p.name for p in folder.iterdir()) == [
@@ -542,3 +626,326 @@ def test_report_embeds_only_regular_png_files_of_the_run(tmp_path: Path) -> None
     with pytest.warns(UserWarning, match="is a symbolic link"):
         page = write_report(folder).read_text()
     assert "<h2>Image grids" not in page
+
+
+# -- report.html: the headline, the heatmaps, the tables, the config ----------------------------
+
+
+ACCURACY = MetricInfo("accuracy", "Accuracy", 0.0, 1.0)
+MSE = MetricInfo("mse", "MSE", 0.0, 1.0, higher_is_better=False)
+# the stitched means of the synthetic set, best first
+EXPECTED_BEST = {"ds1": "product:mlp_sum", "ds2": "cosine"}
+# a config.json with every kind of value; it states the classes of ds1, not of ds2
+CONFIG = {
+    "name": "quick",
+    "description": 'Two lines\nof <b>text</b> & a "quote": ok\n',
+    "datasets": [{"name": "ds1", "synthetic": {"num_classes": 8}, "encoders": ["a", "b"]}],
+    "seeds": [0, 1],
+    "note": "</pre></code></details><script>bad()</script>",
+    "unicode": "L∞ ≠ λ",
+    "empty": None,
+    "ratio": 0.5,
+    "flag": True,
+}
+
+
+def consistency_rows() -> list[list[object]]:
+    """The anchor consistency of every stitched (pair, variant, seed) of the synthetic set."""
+    return [
+        [d, a, b, v, s, "anchor_consistency", 0.5 + 0.1 * ENCODERS.index(b) + 0.01 * s]
+        for d in DATASETS
+        for a in ENCODERS
+        for b in ENCODERS
+        if a != b
+        for v in VARIANTS
+        for s in SEEDS
+    ]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    folder: Path
+    text: str
+    page: Page
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+    """The report of the synthetic results, with their anchor consistency and :data:`CONFIG`,
+    written once for the module."""
+    import json
+
+    folder = tmp_path_factory.mktemp("rendered")
+    write_csv(folder / "results.csv", synthetic_rows() + consistency_rows())
+    (folder / "config.json").write_text(json.dumps(CONFIG), encoding="utf-8")
+    text = write_report(folder).read_text(encoding="utf-8")
+    return Rendered(folder, text, parse_page(text))
+
+
+def stitched_mean(dataset: str, variant: str, metric: str = "accuracy") -> float | None:
+    values = [
+        value_of(dataset, a, b, variant, s, metric)
+        for a in ENCODERS
+        for b in ENCODERS
+        for s in SEEDS
+        if a != b
+    ]
+    present = [v for v in values if v is not None]
+    return statistics.mean(present) if present else None
+
+
+def test_headline_orders_the_variants_best_first(results: Path) -> None:
+    rows = read_results(results)
+    for dataset, best in EXPECTED_BEST.items():
+        item = headline(rows, dataset, ACCURACY)
+        means = {v: stitched_mean(dataset, v) for v in VARIANTS}
+        assert [b.variant for b in item.bars] == sorted(VARIANTS, key=lambda v: -means[v])
+        assert item.best is not None and item.best.variant == best
+        assert item.best.stitched.mean == pytest.approx(means[best])
+        reference = [value_of(dataset, e, e, best, s, "accuracy") for e in ENCODERS for s in SEEDS]
+        assert item.best.reference.mean == pytest.approx(statistics.mean(reference))
+    with pytest.raises(ValueError, match="no 'accuracy' results for dataset 'nope'"):
+        headline(rows, "nope", ACCURACY)
+
+
+def _mse_rows() -> list[ResultRow]:
+    values = {"absolute": 0.09, "cosine": 0.02, "linf": 0.05}
+    return [
+        ResultRow("d", a, b, v, 0, "mse", x if a != b else x / 4)
+        for v, x in values.items()
+        for a, b in (("a", "b"), ("b", "a"), ("a", "a"))
+    ]
+
+
+def test_headline_follows_lower_is_better() -> None:
+    rows = _mse_rows()
+    item = headline(rows, "d", MSE)
+    assert [b.variant for b in item.bars] == ["cosine", "linf", "absolute"]
+    assert item.best is not None and item.best.variant == "cosine"
+    # negative control: the same rows read as higher-is-better put the largest first
+    flipped = headline(rows, "d", MetricInfo("mse", "MSE", 0.0, 1.0))
+    assert flipped.best is not None and flipped.best.variant == "absolute"
+
+
+def test_headline_puts_variants_without_a_value_last() -> None:
+    rows = [
+        ResultRow("d", "a", "b", "absolute", 0, "accuracy", None),
+        ResultRow("d", "a", "b", "cosine", 0, "accuracy", 0.4),
+        ResultRow("d", "a", "b", "l1", 0, "accuracy", 0.4),  # a tie keeps the first appearance
+    ]
+    item = headline(rows, "d", ACCURACY)
+    assert [b.variant for b in item.bars] == ["cosine", "l1", "absolute"]
+    nothing = headline(rows[:1], "d", ACCURACY)
+    assert nothing.best is None
+
+
+def _count_colour(png: bytes, hex_colour: str) -> int:
+    import io
+
+    from matplotlib.image import imread
+
+    pixels = (imread(io.BytesIO(png), format="png")[..., :3] * 255).round().astype(int)
+    rgb = [int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)]
+    return int(np.all(pixels == rgb, axis=-1).sum())
+
+
+def test_headline_chart_highlights_the_best_bar(results: Path) -> None:
+    from latentbridge.experiments.headline import headline_png
+
+    rows = read_results(results)
+    best = _count_colour(headline_png(headline(rows, "ds1", ACCURACY, chance=0.1)), BEST_COLOUR)
+    assert best > 1000  # the best bar (the legend's patch alone is a few dozen pixels)
+    nothing = [ResultRow("d", "a", "b", "cosine", 0, "accuracy", None)]
+    assert _count_colour(headline_png(headline(nothing, "d", ACCURACY)), BEST_COLOUR) < 200
+
+
+def test_report_opens_with_a_headline_per_dataset(rendered: Rendered) -> None:
+    page = rendered.page
+    assert page.h2[0] == "At a glance: Accuracy"
+    found = {f["data-dataset"]: f for f in figures_of(page, "headline")}
+    assert list(found) == DATASETS
+    assert {d: f["data-best"] for d, f in found.items()} == EXPECTED_BEST
+    assert all(f["data-metric"] == "accuracy" for f in found.values())
+    glance = page.tables[0]
+    assert glance[0][:3] == ["Dataset", "Metric", "Best stitched"]
+    assert {row[0]: row[2] for row in glance[1:]} == EXPECTED_BEST
+
+
+def test_headline_of_a_lower_is_better_task(tmp_path: Path) -> None:
+    folder = tmp_path / "rec"
+    rows = [
+        [r.dataset, r.source, r.target, r.variant, r.seed, r.metric, r.value] for r in _mse_rows()
+    ]
+    write_csv(folder / "results.csv", rows)
+    (folder / "config.json").write_text('{"name": "r", "task": "reconstruction"}')
+    page = parse_page(write_report(folder).read_text(encoding="utf-8"))
+    (figure,) = figures_of(page, "headline")
+    assert (figure["data-metric"], figure["data-best"]) == ("mse", "cosine")
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ({"name": "synthetic", "synthetic": {"num_classes": 4}}, 4),
+        ({"name": "wordnet", "options": {"num_classes": 10, "per_class": 200}}, 10),
+        ({"name": "wordnet", "options": {"num_classes": None}}, 41),  # all its classes
+        ({"name": "digits", "options": {"seed": 3}}, 10),  # the registry's count
+        ({"name": "cifar100", "options": {"label": "coarse"}}, None),  # picks the classes
+        ({"name": "not-registered", "options": {}}, None),
+        ({"name": "other-name", "options": {"num_classes": 3}}, None),  # not this dataset
+    ],
+)
+def test_num_classes_from_the_config(entry: dict, expected: int | None) -> None:
+    dataset = "other" if entry["name"] == "other-name" else entry["name"]
+    assert report.num_classes({"datasets": [entry]}, dataset) == expected
+
+
+def test_chance_level_is_one_over_the_classes_for_accuracy_only() -> None:
+    assert chance_level("accuracy", 4) == 0.25
+    assert chance_level("accuracy", None) is None
+    assert chance_level("macro_f1", 4) is None and chance_level("mse", 4) is None
+
+
+def test_headline_caption_states_the_chance_or_why_there_is_none(rendered: Rendered) -> None:
+    captions = re.findall(r'<figure class="headline".*?alt="([^"]*)"', rendered.text)
+    assert [c.split(":")[0] for c in captions] == DATASETS
+    assert "Dashed line: chance, 1/8 = 0.125." in captions[0]  # config.json states ds1's classes
+    assert "No chance line: the number of classes of ds2 is not known" in captions[1]
+    assert "Dashed line" not in captions[1]
+
+
+def test_heatmaps_share_one_colour_scale(results: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = read_results(results)
+    grid = heatmaps_module.heatmap_grid(rows, "ds1", ACCURACY)
+    means = [
+        statistics.mean(values)
+        for v in VARIANTS
+        for a in ENCODERS
+        for b in ENCODERS
+        if None not in (values := [value_of("ds1", a, b, v, s, "accuracy") for s in SEEDS])
+    ]
+    assert (grid.vmin, grid.vmax) == (pytest.approx(min(means)), pytest.approx(max(means)))
+    # the shared scale is not any one panel's own
+    own = [(np.nanmin(m), np.nanmax(m)) for m in grid.matrices]
+    assert all(scale != (grid.vmin, grid.vmax) for scale in own)
+    # every panel is drawn on the shared scale, with one colour bar
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    drawn: list[tuple[float, float]] = []
+    bars: list[object] = []
+    imshow, colorbar = Axes.imshow, Figure.colorbar
+    monkeypatch.setattr(
+        Axes,
+        "imshow",
+        lambda ax, *a, **k: drawn.append((k["vmin"], k["vmax"])) or imshow(ax, *a, **k),
+    )
+    monkeypatch.setattr(
+        Figure, "colorbar", lambda fig, *a, **k: bars.append(a) or colorbar(fig, *a, **k)
+    )
+    assert heatmaps_module.grid_png(grid)[:8] == PNG_MAGIC
+    assert drawn == [(grid.vmin, grid.vmax)] * len(VARIANTS) and len(bars) == 1
+
+
+def test_report_heatmaps_are_one_grid_per_dataset_and_metric(rendered: Rendered) -> None:
+    rows = read_results(rendered.folder / "results.csv")
+    found = figures_of(rendered.page, "heatmaps")
+    assert [(f["data-dataset"], f["data-metric"]) for f in found] == [
+        (d, m) for m in METRICS for d in DATASETS
+    ]
+    for f in found:
+        metric = report.METRICS[f["data-metric"]]
+        grid = heatmaps_module.heatmap_grid(rows, f["data-dataset"], metric)
+        assert (float(f["data-vmin"]), float(f["data-vmax"])) == (grid.vmin, grid.vmax)
+
+
+def test_shared_scale_of_degenerate_inputs() -> None:
+    nan = np.full((2, 2), np.nan)
+    assert heatmaps_module.shared_scale([nan]) == (0.0, 1.0)
+    assert heatmaps_module.shared_scale([np.full((1, 1), 0.3), nan]) == (-0.2, 0.8)
+    assert heatmaps_module.shared_scale([np.array([[0.1, 0.5]]), np.array([[0.9]])]) == (0.1, 0.9)
+
+
+def test_config_is_collapsed_yaml_at_the_bottom(rendered: Rendered, tmp_path: Path) -> None:
+    import yaml
+
+    page = rendered.page
+    assert page.h2[-1] == "Configuration (config.json, as YAML)"
+    assert page.details == [{}]  # one <details>, closed (no `open`)
+    (config_text,) = page.pre  # the only preformatted text of the page
+    assert yaml.safe_load(config_text) == CONFIG
+    assert "description: |" in config_text  # a multi-line string as a literal block
+    assert "<script>bad()" not in rendered.text and "</details><script" not in rendered.text
+    # without config.json: no configuration block
+    folder = tmp_path / "bare"
+    rows = [["d", a, b, "cosine", 0, "accuracy", 0.5] for a, b in ("xy", "yx")]
+    write_csv(folder / "results.csv", rows)
+    page = parse_page(write_report(folder).read_text(encoding="utf-8"))
+    assert page.details == [] and page.pre == [] and not page.h2[-1].startswith("Configuration")
+
+
+def test_to_html_is_a_sortable_table_with_numeric_keys() -> None:
+    table = Table(
+        ["Dataset", "A", "B"],
+        [[Cell("d<1>"), Cell("0.500 ± 0.010†", bold=True), Cell("n/a")]],
+        notes=["a note"],
+        footer=[[Cell("mean"), Cell("-1.5e-3 ± 0.000"), Cell("—")]],
+    )
+    text = to_html(table)
+    assert text.startswith('<table class="sortable"><thead><tr><th scope="col">Dataset</th>')
+    assert '<th scope="row">d&lt;1&gt;</th>' in text
+    assert '<td data-value="0.500"><strong>0.500 ± 0.010†</strong></td>' in text
+    assert "<td>n/a</td>" in text and "<td>—</td>" in text  # no key: sorted last
+    assert '<tfoot><tr><th scope="row">mean</th><td data-value="-1.5e-3">' in text
+    assert text.index("</tbody>") < text.index("<tfoot>")
+    assert '<p class="note">a note</p>' in text
+
+
+def test_every_table_of_a_stitching_report_is_an_html_table(rendered: Rendered) -> None:
+    page = rendered.page
+    summary = (rendered.folder / "summary.md").read_text(encoding="utf-8")
+    # the glance table, then each of summary.md's tables
+    assert len(page.tables) == 1 + summary.count("\n|:---|")
+    assert rendered.text.count('<table class="sortable">') == len(page.tables)
+    assert len(page.pre) == 1 and "name: quick" in page.pre[0]  # only the config
+    stitched = page.tables[1]
+    assert stitched[0] == [
+        "Dataset",
+        "Absolute",
+        "Cosine",
+        "Euclidean",
+        "L1",
+        "L∞",
+        "Product (mlp_sum)",
+    ]
+    assert stitched[1][2] == expected_cell("ds1", "cosine", "accuracy", True)
+
+
+def test_similarity_pair_tables_are_html_tables(tmp_path: Path) -> None:
+    folder = tmp_path / "sim"
+    rows = []
+    for a, b in (("x", "y"), ("y", "x"), ("x", "z"), ("z", "x")):
+        for variant, value in (("absolute", 0.4), ("cosine", 0.9)):
+            rows.append(["ds", a, b, variant, 0, "linear_cka", f"{value:.6f}"])
+    write_csv(folder / "results.csv", rows)
+    (folder / "config.json").write_text('{"name": "s", "task": "similarity"}')
+    page = parse_page(write_report(folder).read_text(encoding="utf-8"))
+    assert page.pre == [page.pre[0]] and "task: similarity" in page.pre[0]  # only the config
+    pairs = next(t for t in page.tables if t[0][0] == "Encoder pair")
+    assert [row[0] for row in pairs] == ["Encoder pair", "x ↔ y", "x ↔ z", "mean over pairs"]
+    assert page.table_parts[page.tables.index(pairs)] == ["thead", "tbody", "tfoot"]
+    assert {f["data-best"] for f in figures_of(page, "headline")} == {"cosine"}
+
+
+def test_the_page_runs_only_its_own_script(rendered: Rendered) -> None:
+    page = rendered.page
+    assert page.scripts == [SORT_SCRIPT]
+    digest = base64.b64encode(hashlib.sha256(SORT_SCRIPT.encode()).digest()).decode()
+    assert f"script-src 'sha256-{digest}'" in page.csp
+    assert "default-src 'none'" in page.csp and "unsafe-inline'; script" in page.csp
+    assert page.handlers == []
+
+
+def test_stitchability_scatter_plots_are_on_the_page(rendered: Rendered) -> None:
+    assert len(figures_of(rendered.page, "scatter")) == len(DATASETS) * len(METRICS)
+    assert "Stitchability: Accuracy against anchor consistency" in rendered.page.h2

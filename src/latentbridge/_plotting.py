@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 __all__ = ["figure", "plain_text", "png_bytes"]
 
 
-def figure(width: float, height: float, dpi: int = 100) -> Any:
+def figure(
+    width: float,
+    height: float,
+    dpi: int = 100,
+    *,
+    layout: Literal["constrained", "compressed", "tight"] | None = None,
+) -> Any:
     """A matplotlib ``Figure`` of ``width`` x ``height`` inches on an Agg canvas: no display
-    and no global pyplot state (``ImportError`` without matplotlib, the ``plot`` extra)."""
+    and no global pyplot state (``ImportError`` without matplotlib, the ``plot`` extra).
+    ``layout``: matplotlib's layout engine (e.g. ``"constrained"`` for a grid of panels that
+    share one colour bar); None: none, the caller lays the figure out."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=dpi)
+    fig = Figure(figsize=(width, height), dpi=dpi, layout=layout)
     FigureCanvasAgg(fig)
     return fig
 

@@ -20,6 +20,13 @@ metric's sections are followed by its *stitchability* section (:mod:`.stitchabil
 Spearman correlation of the consistency with the metric, per dataset, and a scatter plot; the
 consistency itself gets its stitched table only, and no heatmap.
 
+``report.html`` (:mod:`.page`) opens with the headline of each dataset (:mod:`.headline`): the
+stitched ``mean ± std`` of every variant of the task's first metric next to its non-stitched
+reference and the chance level, the best stitched variant highlighted; then the task's sections
+as sortable HTML tables, the heatmaps of each (dataset, metric) as small multiples on one
+colour scale (:mod:`.heatmaps`), the image grids of a reconstruction run, and the config as
+YAML in a collapsed block.
+
 Ordering is deterministic: metrics in their task's order; datasets, encoders and variants in
 the order of their first appearance in ``results.csv``, so the same file always gives the same
 ``summary.md``.
@@ -27,28 +34,26 @@ the order of their first appearance in ``results.csv``, so the same file always 
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import html
 import json
 import math
 import os
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import numpy as np
-
 from .._files import write_bytes_atomic
-from .._plotting import figure, plain_text, png_bytes
 from .._validation import warn_user
+from .headline import Headline, caption, chance_level, glance_table, headline, headline_png
+from .heatmaps import HeatmapGrid, grid_png, heatmap_grid, heatmap_png, pair_matrix, shared_scale
+from .page import Block, config_yaml, figure_html, gallery, render, table_html
 from .results import COLUMNS, CONSISTENCY, ResultRow, remove_run_temps
 from .results import read_results as _read_results
 from .stitchability import stitchability_section
 from .tables import (
     MISSING,
-    NA,
     Figure,
     Section,
     Table,
@@ -57,7 +62,6 @@ from .tables import (
     slug,
     stitching_section,
     summary,
-    to_html,
     to_markdown,
     unique,
 )
@@ -71,6 +75,7 @@ __all__ = [
     "ablation_table",
     "main_product_variant",
     "non_stitched_table",
+    "num_classes",
     "pair_matrix",
     "read_results",
     "save_heatmap",
@@ -115,10 +120,6 @@ def read_results(path: str | os.PathLike[str]) -> list[ResultRow]:
 # Tables: one model, rendered to markdown and HTML
 
 
-def _lower(metric: str) -> bool:
-    return metric in LOWER_IS_BETTER
-
-
 def summary_table(
     rows: Sequence[ResultRow],
     metric: str = "accuracy",
@@ -156,91 +157,18 @@ def ablation_table(rows: Sequence[ResultRow], metric: str = "accuracy") -> str:
 # Pair matrices and heatmaps
 
 
-def pair_matrix(
-    rows: Sequence[ResultRow], dataset: str, variant: str, metric: str = "accuracy"
-) -> tuple[list[str], np.ndarray]:
-    """(encoders, matrix): ``matrix[i, j]`` is the mean over seeds of training on
-    ``encoders[i]`` and testing on ``encoders[j]``; NaN where n/a or not run.
-
-    ``encoders`` are all the encoders of ``dataset`` (any variant or metric), in order of first
-    appearance, so every variant's matrix has the same axes. Raises :class:`ValueError` when
-    there is no row for (dataset, variant, metric).
-    """
-    encoders = unique(e for r in rows if r.dataset == dataset for e in (r.source, r.target))
-    index = {e: i for i, e in enumerate(encoders)}
-    sums = np.zeros((len(encoders), len(encoders)))
-    counts = np.zeros((len(encoders), len(encoders)))
-    found = False
-    for r in rows:
-        if r.dataset == dataset and r.variant == variant and r.metric == metric:
-            found = True
-            if r.value is not None:
-                i, j = index[r.source], index[r.target]
-                sums[i, j] += r.value
-                counts[i, j] += 1
-    if not found:
-        raise ValueError(f"no {metric!r} results for dataset {dataset!r}, variant {variant!r}")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        matrix = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-    return encoders, matrix
+def _metric(name: str) -> MetricInfo:
+    """The task metadata of metric ``name`` (an unknown metric: higher is better, unbounded)."""
+    return METRICS.get(name, MetricInfo(name, name))
 
 
-def _heatmap_png(
-    rows: Sequence[ResultRow],
-    dataset: str,
-    variant: str,
-    metric: str,
-    labels: tuple[str, str] = ("train encoder", "test encoder"),
-) -> bytes:
-    from matplotlib.patches import Rectangle
-
-    encoders, matrix = pair_matrix(rows, dataset, variant, metric)
-    n = len(encoders)
-    size = max(3.5, 0.9 * n + 2.0)
-    fig = figure(size + 1.0, size)
-    ax = fig.add_subplot(1, 1, 1)
-    masked = np.ma.masked_invalid(matrix)
+def _own_scale(metric: str, matrix: Any) -> tuple[float, float]:
+    """The colour scale of one heatmap alone: the metric's range, or the data's (MSE and
+    unbounded metrics)."""
     vmin, vmax = METRIC_RANGES.get(metric, (-math.inf, math.inf))
-    finite = matrix[np.isfinite(matrix)]
-    if not math.isfinite(vmin) or not math.isfinite(vmax) or metric == "mse":
-        vmin = float(finite.min()) if finite.size else 0.0
-        vmax = float(finite.max()) if finite.size else 1.0
-        vmax = vmax if vmax > vmin else vmin + 1.0
-    cmap = "viridis_r" if _lower(metric) else "viridis"
-    image = ax.imshow(masked, cmap=cmap, vmin=vmin, vmax=vmax)
-    ax.set_facecolor("#d0d0d0")
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=plain_text(metric))
-    ax.set_xticks(range(n))
-    ax.set_yticks(range(n))
-    ax.set_xticklabels([plain_text(e) for e in encoders], rotation=45, ha="right")
-    ax.set_yticklabels([plain_text(e) for e in encoders])
-    ax.set_xlabel(plain_text(labels[1]))
-    ax.set_ylabel(plain_text(labels[0]))
-    ax.set_title(plain_text(f"{dataset} — {variant} — {metric}"))
-    for i in range(n):
-        for j in range(n):
-            value = matrix[i, j]
-            if np.isnan(value):
-                ax.add_patch(
-                    Rectangle(
-                        (j - 0.5, i - 0.5),
-                        1,
-                        1,
-                        facecolor="#d0d0d0",
-                        edgecolor="#808080",
-                        hatch="//",
-                        linewidth=0.0,
-                    )
-                )
-                ax.text(j, i, NA, ha="center", va="center", fontsize=8, color="black")
-            else:
-                level = (value - vmin) / (vmax - vmin)
-                light = level < 0.4 if _lower(metric) else level > 0.6
-                color = "black" if light else "white"
-                text = f"{value:.4f}" if metric == "mse" else f"{value:.2f}"
-                ax.text(j, i, text, ha="center", va="center", fontsize=8, color=color)
-    fig.tight_layout()
-    return png_bytes(fig)
+    if math.isfinite(vmin) and math.isfinite(vmax) and metric != "mse":
+        return vmin, vmax
+    return shared_scale([matrix])
 
 
 def save_heatmap(
@@ -254,17 +182,16 @@ def save_heatmap(
     the values; n/a cells are grey and hatched; the colour scale is the metric's range
     (:data:`METRIC_RANGES`), or the data's for MSE and unbounded metrics, reversed where lower
     is better. Written atomically."""
+    encoders, matrix = pair_matrix(rows, dataset, variant, metric)
+    vmin, vmax = _own_scale(metric, matrix)
+    grid = HeatmapGrid(dataset, _metric(metric), encoders, [variant], [matrix], vmin, vmax)
     target = Path(path)
-    write_bytes_atomic(target, _heatmap_png(rows, dataset, variant, metric))
+    write_bytes_atomic(target, heatmap_png(grid, variant))
     return target
 
 
 # --------------------------------------------------------------------------------------------
 # Files
-
-
-def _unique_pairs(items: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    return list(dict.fromkeys(items))
 
 
 def _heatmap_names(keys: Sequence[tuple[str, str]], metric: str) -> dict[tuple[str, str], str]:
@@ -303,17 +230,6 @@ def _read_config(path: Path) -> dict[str, Any] | None:
     return config
 
 
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2em auto;
-max-width:72em;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em}
-th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right;white-space:nowrap}
-thead th{background:#f0f0f0;text-align:center}tbody th{text-align:left;font-weight:normal}
-pre{background:#f6f6f6;padding:1em;overflow:auto}.note{font-size:.9em;color:#555}
-figure{display:inline-block;margin:0 1em 1em 0}img{max-width:100%}
-"""
-
-
 def _task(config: dict[str, Any] | None, rows: Sequence[ResultRow]) -> str:
     """The run's task: from ``config.json``, else the first task whose metrics are the rows'
     (a results file copied without its config; classification when none fits)."""
@@ -325,15 +241,6 @@ def _task(config: dict[str, Any] | None, rows: Sequence[ResultRow]) -> str:
         if present <= {m.name for m in plugin.metrics}:
             return name
     return "classification"
-
-
-def _png_figure(png: bytes, caption: str) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    esc = html.escape
-    return (
-        f'<figure><img src="data:image/png;base64,{data}" alt="{esc(caption)}">'
-        f"<figcaption>{esc(caption)}</figcaption></figure>"
-    )
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -391,14 +298,16 @@ def _run_grids(folder: Path) -> list[tuple[str, bytes]]:
 
 class _Part(NamedTuple):
     """A section of the report; ``inline``: its figures are shown (summary.md: referenced)
-    right after its tables, else with the task's charts after every section."""
+    right after its tables, else with the task's charts after every section; ``kind``: the
+    class of its figures on the page (``scatter`` for the stitchability plots)."""
 
     section: Section
     inline: bool = False
+    kind: str = ""
 
 
-def _has_values(table: Table | str) -> bool:
-    return isinstance(table, str) or any(c.text != MISSING for r in table.rows for c in r[1:])
+def _has_values(table: Table) -> bool:
+    return any(c.text != MISSING for r in table.rows + table.footer for c in r[1:])
 
 
 def _only_values(sections: Sequence[Section]) -> list[Section]:
@@ -431,7 +340,7 @@ def _sections(task: str, rows: Sequence[ResultRow], metrics: Sequence[str]) -> l
         out += [_Part(s) for s in sections]
         extra = stitchability_section(rows, info)
         if extra is not None:
-            out.append(_Part(extra, inline=True))
+            out.append(_Part(extra, inline=True, kind="scatter"))
     return out
 
 
@@ -445,34 +354,173 @@ def _summary_md(title: str, notes: Sequence[str], parts: Sequence[_Part]) -> str
     md = [f"# {title}", "", "## How to read", ""]
     for note in notes:
         md += [note, ""]
-    for section, inline in parts:
+    for section, inline, _ in parts:
         md += [f"## {md_escape(section.title)}", ""]
         for heading, table in section.tables:
-            body = table if isinstance(table, str) else to_markdown(table)
-            md += [f"### {md_escape(heading)}", "", body]
+            md += [f"### {md_escape(heading)}", "", to_markdown(table)]
         if inline:
             for f in section.figures:
                 md += [_md_figure(f), ""]
     return "\n".join(md)
 
 
-def _heatmaps(
-    folder: Path, rows: Sequence[ResultRow], roles: tuple[str, str], metrics: Sequence[str]
-) -> tuple[str, list[Figure]]:
-    """The first real metric's train (rows) × test (columns) heatmaps, one per (dataset,
-    variant); none of the anchor consistency (it has no non-stitched pairs)."""
-    real = [m for m in metrics if m != CONSISTENCY]
-    if not real:
-        return CONSISTENCY, []
-    metric = real[0]
-    keys = _unique_pairs((r.dataset, r.variant) for r in rows if r.metric == metric)
-    names = _heatmap_names(keys, metric)
+# --------------------------------------------------------------------------------------------
+# The page
+
+
+def _dataset_config(config: Mapping[str, Any] | None, dataset: str) -> Mapping[str, Any] | None:
+    """The entry of ``dataset`` in the config's ``datasets``, None when there is none."""
+    entries = (config or {}).get("datasets")
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, Mapping) and entry.get("name") == dataset:
+            return entry
+    return None
+
+
+def _count(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def num_classes(config: Mapping[str, Any] | None, dataset: str) -> int | None:
+    """The number of classes of ``dataset`` as the run's ``config`` (``config.json``) states it,
+    None when it does not say.
+
+    In order: the ``synthetic.num_classes`` of a synthetic dataset; the ``num_classes`` option
+    of its loader; the registered dataset's own count (:func:`latentbridge.data.get`), unless
+    another option of its loader names labels or classes (e.g. CIFAR-100's ``label``, which
+    picks 20 coarse or 100 fine classes): then None. None also for a dataset the config does
+    not list or the registry does not know.
+    """
+    entry = _dataset_config(config, dataset)
+    if entry is None:
+        return None
+    synthetic = entry.get("synthetic")
+    if isinstance(synthetic, Mapping):
+        return _count(synthetic.get("num_classes"))
+    options = entry.get("options")
+    options = options if isinstance(options, Mapping) else {}
+    if _count(options.get("num_classes")) is not None:
+        return _count(options.get("num_classes"))
+    if any(("label" in k or "class" in k) and k != "num_classes" for k in map(str, options)):
+        return None
+    from .. import data
+
+    try:
+        return _count(data.get(dataset).num_classes)
+    except ValueError:
+        return None
+
+
+def _chance(
+    config: Mapping[str, Any] | None, dataset: str, metric: str
+) -> tuple[float | None, str]:
+    """(chance level, what the caption says of it) of ``metric`` on ``dataset``."""
+    classes = num_classes(config, dataset)
+    chance = chance_level(metric, classes)
+    if chance is not None:
+        return chance, f"Dashed line: chance, 1/{classes} = {chance:.3f}."
+    if chance_level(metric, 2) is not None:  # the metric has one; the classes are not known
+        return None, (
+            f"No chance line: the number of classes of {dataset} is not known from the run's "
+            f"config."
+        )
+    return None, ""
+
+
+def _headline_block(
+    rows: Sequence[ResultRow],
+    metric: MetricInfo,
+    roles: tuple[str, str],
+    config: Mapping[str, Any] | None,
+) -> Block:
+    """The page's first block: one headline chart per dataset (``figure.headline``, with
+    ``data-dataset``, ``data-metric`` and ``data-best``), then a table of the best variants."""
+    items: list[Headline] = []
     figures = []
-    for dataset, variant in keys:
-        png = _heatmap_png(rows, dataset, variant, metric, roles)
-        caption = f"{dataset} — {variant}: {roles[0]} (rows) × {roles[1]} (columns)"
-        figures.append(Figure(caption, png, f"heatmaps/{names[(dataset, variant)]}"))
-    return metric, figures
+    for dataset in unique(r.dataset for r in rows if r.metric == metric.name):
+        chance, note = _chance(config, dataset, metric.name)
+        item = headline(rows, dataset, metric, chance)
+        items.append(item)
+        best = item.best.variant if item.best is not None else ""
+        data = {"dataset": dataset, "metric": metric.name, "best": best}
+        text = caption(item, roles, note)
+        figures.append(
+            figure_html(headline_png(item, roles), text, css_class="headline", data=data)
+        )
+    body = f'<div class="headlines">{"".join(figures)}</div>'
+    body += table_html(f"Best variant per dataset ({metric.title})", glance_table(items))
+    return Block(f"At a glance: {metric.title}", body)
+
+
+def _heatmap_grids(rows: Sequence[ResultRow], metrics: Sequence[str]) -> list[HeatmapGrid]:
+    """The heatmaps of every (dataset, real metric): none of the anchor consistency (it has no
+    non-stitched pairs)."""
+    grids = []
+    for metric in (m for m in metrics if m != CONSISTENCY):
+        for dataset in unique(r.dataset for r in rows if r.metric == metric):
+            grids.append(heatmap_grid(rows, dataset, _metric(metric)))
+    return grids
+
+
+def _heatmap_files(grids: Sequence[HeatmapGrid], roles: tuple[str, str]) -> list[Figure]:
+    """One heatmap file per (dataset, variant) of the first real metric, each on its dataset's
+    shared scale: ``heatmaps/<dataset>__<variant>__<metric>.png``."""
+    if not grids:
+        return []
+    metric = grids[0].metric.name
+    mine = [g for g in grids if g.metric.name == metric]
+    names = _heatmap_names([(g.dataset, v) for g in mine for v in g.variants], metric)
+    return [
+        Figure(f"{g.dataset} — {v}", heatmap_png(g, v, roles), f"heatmaps/{names[(g.dataset, v)]}")
+        for g in mine
+        for v in g.variants
+    ]
+
+
+def _heatmap_block(grids: Sequence[HeatmapGrid], roles: tuple[str, str]) -> Block:
+    """Every (dataset, metric)'s heatmaps as one figure of small multiples (``figure.heatmaps``
+    with ``data-vmin`` and ``data-vmax``, the colour scale the panels share)."""
+    figures = []
+    for g in grids:
+        text = (
+            f"{g.dataset} — {g.metric.title}: one panel per variant, {roles[0]} (rows) × "
+            f"{roles[1]} (columns), mean over seeds; one colour scale for every panel, from "
+            f"{g.vmin:.3f} to {g.vmax:.3f}; grey, hatched: n/a."
+        )
+        data = {"dataset": g.dataset, "metric": g.metric.name}
+        data |= {"vmin": repr(g.vmin), "vmax": repr(g.vmax)}
+        figures.append(figure_html(grid_png(g, roles), text, css_class="heatmaps", data=data))
+    return Block("Heatmaps", "".join(figures))
+
+
+def _section_blocks(parts: Sequence[_Part]) -> list[Block]:
+    """The task's sections, their tables as HTML tables, their inline figures side by side."""
+    blocks = []
+    for section, inline, kind in parts:
+        body = "".join(table_html(heading, table) for heading, table in section.tables)
+        if inline:
+            body += gallery(
+                [figure_html(f.png, f.caption, css_class=kind) for f in section.figures]
+            )
+        blocks.append(Block(section.title, body))
+    return blocks
+
+
+def _lead(config: Mapping[str, Any] | None, rows: Sequence[ResultRow], task: str) -> str:
+    """One line on the run: its name and description, what it compared."""
+    datasets = unique(r.dataset for r in rows)
+    encoders = unique(e for r in rows for e in (r.source, r.target))
+    variants = unique(r.variant for r in rows)
+    seeds = sorted({r.seed for r in rows})
+    counts = (
+        f"task {task}; {len(datasets)} dataset(s), {len(encoders)} encoder(s), "
+        f"{len(variants)} variant(s), seed(s) {', '.join(map(str, seeds))}."
+    )
+    name, description = (config or {}).get("name"), (config or {}).get("description")
+    text = f"{name}: " if isinstance(name, str) and name else ""
+    if isinstance(description, str) and description.strip():
+        text += " ".join(description.split()) + " — "
+    return text + counts
 
 
 def _page(
@@ -480,44 +528,33 @@ def _page(
     notes: Sequence[str],
     config: dict[str, Any] | None,
     parts: Sequence[_Part],
-    heatmaps: tuple[str, list[Figure]],
+    top: Block | None,
+    heatmaps: Block | None,
     grids: Sequence[tuple[str, bytes]],
+    lead: str,
 ) -> str:
+    """The blocks of ``report.html`` in order: the headline, how to read, the sections, the
+    task's charts, the heatmaps, the image grids and, collapsed, the config."""
     esc = html.escape
-    page = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-        "img-src data:; style-src 'unsafe-inline'\">",
-        f"<title>{esc(title)}</title>",
-        f"<style>{_CSS}</style></head><body>",
-        f"<h1>{esc(title)}</h1>",
-        "<h2>How to read</h2>",
+    blocks = [top] if top is not None else []
+    text = "".join(f"<p>{esc(n.replace('`', '').replace('*', ''))}</p>" for n in notes)
+    blocks.append(Block("How to read", text))
+    blocks += _section_blocks(parts)
+    charts = [
+        figure_html(f.png, f.caption) for s, inline, _ in parts if not inline for f in s.figures
     ]
-    page += [f"<p>{esc(note.replace('`', '').replace('*', ''))}</p>" for note in notes]
-    if config is not None:
-        text = json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-        page += ["<h2>Configuration</h2>", f"<pre>{esc(text)}</pre>"]
-    for section, inline in parts:
-        page.append(f"<h2>{esc(section.title)}</h2>")
-        for heading, table in section.tables:
-            page.append(f"<h3>{esc(heading)}</h3>")
-            page.append(f"<pre>{esc(table)}</pre>" if isinstance(table, str) else to_html(table))
-        if inline:
-            page += [_png_figure(f.png, f.caption) for f in section.figures]
-    charts = [f for s, inline in parts if not inline for f in s.figures]
     if charts:
-        page.append("<h2>Similarity by invariance class (mean ± std over anchor sets)</h2>")
-        page += [_png_figure(f.png, f.caption) for f in charts]
-    metric, figures = heatmaps
-    if figures:
-        page.append(f"<h2>Heatmaps ({esc(metric)}, mean over seeds)</h2>")
-        page += [_png_figure(f.png, f.caption) for f in figures]
+        title_charts = "Similarity by invariance class (mean ± std over anchor sets)"
+        blocks.append(Block(title_charts, gallery(charts)))
+    if heatmaps is not None:
+        blocks.append(heatmaps)
     if grids:
-        page.append("<h2>Image grids: original, non-stitched, stitched</h2>")
-        page += [_png_figure(png, caption) for caption, png in grids]
-    page.append("</body></html>\n")
-    return "\n".join(page)
+        images = gallery([figure_html(png, caption) for caption, png in grids], halves=True)
+        blocks.append(Block("Image grids: original, non-stitched, stitched", images))
+    if config is not None:
+        yaml_text = f"<pre><code>{esc(config_yaml(config))}</code></pre>"
+        blocks.append(Block("Configuration (config.json, as YAML)", yaml_text, collapsed=True))
+    return render(title, lead, blocks)
 
 
 def write_report(out_dir: str | os.PathLike[str]) -> Path:
@@ -532,11 +569,15 @@ def write_report(out_dir: str | os.PathLike[str]) -> Path:
     * the figures of the sections in ``charts/`` (the similarity study's bar charts, the
       stitchability scatter plots);
     * ``heatmaps/<dataset>__<variant>__<metric>.png``: one per (dataset, variant) for the
-      first metric other than the anchor consistency;
-    * ``report.html``: a self-contained offline page (inline CSS, PNGs as base64 data URIs,
-      every string from the inputs HTML-escaped) with the config, tables, figures, heatmaps
-      and the image grids a reconstruction run left in ``grids/`` (regular PNG files of the
-      run folder only: symbolic links and other files are skipped with a warning).
+      first metric other than the anchor consistency, on the dataset's shared colour scale;
+    * ``report.html``: a self-contained offline page (:mod:`.page`: inline CSS, PNGs as base64
+      data URIs, one inline script that sorts the tables, every string from the inputs
+      HTML-escaped): per dataset the headline chart of the task's first metric
+      (:mod:`.headline`; the chance level where :func:`num_classes` knows the classes), the
+      sections as HTML tables with their figures, the heatmaps of every (dataset, metric) as
+      small multiples on one colour scale, the image grids a reconstruction run left in
+      ``grids/`` (regular PNG files of the run folder only: symbolic links and other files are
+      skipped with a warning) and the config as YAML, collapsed.
 
     Stale temporary files of killed writers in ``out_dir`` are deleted first
     (:func:`.results.remove_run_temps`). Returns the path of ``report.html``. Raises
@@ -564,10 +605,14 @@ def write_report(out_dir: str | os.PathLike[str]) -> Path:
     for chart in (f for part in parts for f in part.section.figures):
         write_bytes_atomic(folder / chart.file, chart.png)
     roles = plugin.roles if plugin is not None else ("train encoder", "test encoder")
-    heatmaps = _heatmaps(folder, rows, roles, metrics)
-    for heatmap in heatmaps[1]:
+    grids = _heatmap_grids(rows, metrics)
+    for heatmap in _heatmap_files(grids, roles):
         write_bytes_atomic(folder / heatmap.file, heatmap.png)
-    page = _page(title, notes, config, parts, heatmaps, _run_grids(folder))
+    real = [m for m in metrics if m != CONSISTENCY]
+    top = _headline_block(rows, _metric(real[0]), roles, config) if real else None
+    heatmaps = _heatmap_block(grids, roles) if grids else None
+    lead = _lead(config, rows, task)
+    page = _page(title, notes, config, parts, top, heatmaps, _run_grids(folder), lead)
     report = folder / "report.html"
     write_bytes_atomic(report, page.encode("utf-8"))
     return report

@@ -66,9 +66,13 @@ class Cell:
 
 @dataclass
 class Table:
+    """A table: column headers, body rows (the first cell names the row), footer rows (e.g. a
+    mean over the body rows: rendered after the body, never sorted with it) and notes."""
+
     headers: list[str]
     rows: list[list[Cell]]
     notes: list[str] = field(default_factory=list)
+    footer: list[list[Cell]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -219,6 +223,8 @@ def md_escape(text: str) -> str:
 
 
 def to_markdown(table: Table) -> str:
+    """The table in GitHub markdown: the first column left-aligned, the others right-aligned,
+    bold cells in ``**``, the footer rows after the body, then the notes."""
     if not table.rows:
         return "_No results._\n"
 
@@ -230,26 +236,44 @@ def to_markdown(table: Table) -> str:
         "| " + " | ".join(md_escape(h) for h in table.headers) + " |",
         "|" + "|".join([":---", *(["---:"] * (len(table.headers) - 1))]) + "|",
     ]
-    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in table.rows]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in table.rows + table.footer]
     lines += ["", *table.notes] if table.notes else []
     return "\n".join(lines) + "\n"
 
 
+#: The number a cell starts with ("0.812 ± 0.010†" -> 0.812), the key a sortable column sorts by.
+_LEADING_NUMBER = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def _html_row(row: Sequence[Cell]) -> str:
+    """One ``<tr>``: the first cell a row header, a cell that starts with a number carrying it
+    as ``data-value`` (what the page's sortable columns compare)."""
+    esc = html.escape
+    parts = ["<tr>"]
+    for i, c in enumerate(row):
+        text = f"<strong>{esc(c.text)}</strong>" if c.bold else esc(c.text)
+        number = _LEADING_NUMBER.match(c.text)
+        value = f' data-value="{esc(number.group(0))}"' if number and i > 0 else ""
+        parts.append(f'<th scope="row">{text}</th>' if i == 0 else f"<td{value}>{text}</td>")
+    parts.append("</tr>")
+    return "".join(parts)
+
+
 def to_html(table: Table) -> str:
+    """The table as a ``<table class="sortable">`` (every string HTML-escaped): column headers
+    in ``<thead>``, the body rows in ``<tbody>``, the footer rows in ``<tfoot>``, the notes as
+    paragraphs after it. The page's script sorts the body by a clicked column header."""
     if not table.rows:
         return "<p><em>No results.</em></p>\n"
     esc = html.escape
-    parts = ["<table>", "<thead><tr>"]
-    parts += [f"<th>{esc(h)}</th>" for h in table.headers]
-    parts.append("</tr></thead>")
-    parts.append("<tbody>")
-    for row in table.rows:
-        parts.append("<tr>")
-        for i, c in enumerate(row):
-            text = f"<strong>{esc(c.text)}</strong>" if c.bold else esc(c.text)
-            parts.append(f'<th scope="row">{text}</th>' if i == 0 else f"<td>{text}</td>")
-        parts.append("</tr>")
-    parts.append("</tbody></table>")
+    parts = ['<table class="sortable">', "<thead><tr>"]
+    parts += [f'<th scope="col">{esc(h)}</th>' for h in table.headers]
+    parts.append("</tr></thead><tbody>")
+    parts += [_html_row(row) for row in table.rows]
+    parts.append("</tbody>")
+    if table.footer:
+        parts += ["<tfoot>", *(_html_row(row) for row in table.footer), "</tfoot>"]
+    parts.append("</table>")
     notes = "".join(f'<p class="note">{esc(n)}</p>' for n in table.notes)
     return "".join(parts) + notes + "\n"
 
@@ -271,11 +295,11 @@ class Figure:
 
 @dataclass
 class Section:
-    """What a task contributes to the report for one metric: a title, titled tables (a
-    :class:`Table` or markdown text) and figures."""
+    """What a task contributes to the report for one metric: a title, titled tables and
+    figures. ``summary.md`` shows the tables in markdown, ``report.html`` as HTML tables."""
 
     title: str
-    tables: list[tuple[str, Table | str]] = field(default_factory=list)
+    tables: list[tuple[str, Table]] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
 
 
@@ -288,7 +312,7 @@ def stitching_section(
     ``metric``; ``roles`` name the source and the target in the headings."""
     source, target = roles
     lower = not metric.higher_is_better
-    tables: list[tuple[str, Table | str]] = [
+    tables: list[tuple[str, Table]] = [
         (
             f"Stitched ({source} ≠ {target})",
             summary(rows, metric.name, True, lower_is_better=lower),

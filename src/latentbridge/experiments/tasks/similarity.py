@@ -48,8 +48,9 @@ N at most :data:`latentbridge.metrics.DISTANCE_CORRELATION_MAX_N`.
 Results are rows ``dataset, A, B, class, seed, measure, value`` of ``results.csv`` (the columns
 ``source``, ``target``, ``variant`` hold A, B and the class). A = B is not written.
 One cell of the run's :class:`.results.CellStore` per (dataset, class, seed, encoder A) holds the
-rows of every B; a restarted run skips finished cells. :func:`similarity_table` and
-:func:`similarity_bar_chart` summarise the rows for the report.
+rows of every B; a restarted run skips finished cells. :func:`similarity_pair_table` (in
+markdown: :func:`similarity_table`) and :func:`similarity_bar_chart` summarise the rows for the
+report.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ from ...metrics import DISTANCE_CORRELATION_MAX_N
 from ..config import DatasetConfig, RunConfig
 from ..results import ResultRow
 from ..spaces import Spaces, encoder_names, load_spaces, select_anchor_indices, trained_encoders
-from ..tables import MISSING, NA, Figure, Section, Stat, md_escape, slug, summary, unique
+from ..tables import MISSING, NA, Figure, Section, Stat, Table, slug, summary, to_markdown, unique
+from ..tables import Cell as TableCell
 from ..tables import stat as _stat_optional
 from ..task import Cell, MetricInfo, Plan, RunContext
 
@@ -78,6 +80,7 @@ __all__ = [
     "Similarity",
     "sample_indices",
     "similarity_bar_chart",
+    "similarity_pair_table",
     "similarity_table",
 ]
 
@@ -269,7 +272,7 @@ class Similarity:
             metric.title, [("Mean over encoder pairs", summary(rows, metric.name, True))]
         )
         for dataset in unique(r.dataset for r in rows if r.metric == metric.name):
-            table = similarity_table(rows, dataset, metric.name)
+            table = similarity_pair_table(rows, dataset, metric.name)
             section.tables.append((f"{dataset}: every pair", table))
             png = similarity_bar_chart(rows, dataset, metric.name)
             file = f"charts/{slug(dataset)}__{slug(metric.name)}.png"
@@ -347,13 +350,13 @@ def _aggregate(
     return list(pairs.values()), list(classes), stats
 
 
-def similarity_table(rows: Sequence[ResultRow], dataset: str, measure: str) -> str:
-    """A markdown table of one measure on one dataset.
+def similarity_pair_table(rows: Sequence[ResultRow], dataset: str, measure: str) -> Table:
+    """The table of one measure on one dataset.
 
     One row per unordered encoder pair (``A ↔ B``, as first seen), one column per class (in
     order of first appearance); a cell is ``mean ± std`` over the seeds (anchor sets) with the
     sample standard deviation (ddof=1, ``0.000`` for one value), ``n/a`` when the measure does
-    not apply (e.g. ``mean_cosine`` across widths), ``—`` when there is no row. The last row,
+    not apply (e.g. ``mean_cosine`` across widths), ``—`` when there is no row. The footer row,
     ``mean over pairs``, is the mean ± sample std, across the pairs, of the pairs' means (n/a
     pairs left out). The best class of each row (highest mean at the shown precision; ties all
     bold) is in bold.
@@ -362,30 +365,34 @@ def similarity_table(rows: Sequence[ResultRow], dataset: str, measure: str) -> s
         ValueError: no row of ``measure`` on ``dataset``.
     """
     pairs, classes, stats = _aggregate(rows, dataset, measure)
-    lines = [
-        "| " + " | ".join(["Encoder pair", *(md_escape(c) for c in classes)]) + " |",
-        "|" + "|".join([":---", *(["---:"] * len(classes))]) + "|",
-    ]
 
-    def line(label: str, cells: list[Stat | None]) -> str:
+    def line(label: str, cells: list[Stat | None]) -> list[TableCell]:
         means = [round(s.mean, 3) for s in cells if s is not None and s.mean is not None]
         best = max(means) if means else None
-        texts = []
+        out = [TableCell(label)]
         for s in cells:
-            text = MISSING if s is None else _text(s)
-            if s is not None and s.mean is not None and round(s.mean, 3) == best:
-                text = f"**{text}**"
-            texts.append(text)
-        return "| " + " | ".join([md_escape(label), *texts]) + " |"
+            bold = s is not None and s.mean is not None and round(s.mean, 3) == best
+            out.append(TableCell(MISSING if s is None else _text(s), bold=bold))
+        return out
 
+    table = Table(["Encoder pair", *classes], [])
     for pair in pairs:
-        lines.append(line(_pair_label(pair), [stats.get((pair, c)) for c in classes]))
+        table.rows.append(line(_pair_label(pair), [stats.get((pair, c)) for c in classes]))
     summary: list[Stat | None] = []
     for c in classes:
         present = [stats[(p, c)] for p in pairs if (p, c) in stats]
         summary.append(_stat_of([s.mean for s in present]) if present else None)
-    lines.append(line(_MEAN_ROW, summary))
-    return "\n".join(lines) + "\n"
+    table.footer.append(line(_MEAN_ROW, summary))
+    return table
+
+
+def similarity_table(rows: Sequence[ResultRow], dataset: str, measure: str) -> str:
+    """:func:`similarity_pair_table` in markdown, the best class of each row in bold.
+
+    Raises:
+        ValueError: no row of ``measure`` on ``dataset``.
+    """
+    return to_markdown(similarity_pair_table(rows, dataset, measure))
 
 
 def similarity_bar_chart(rows: Sequence[ResultRow], dataset: str, measure: str) -> bytes:
