@@ -158,7 +158,7 @@ def test_encoders_declare_where_they_run_and_refuse_other_devices(
     assert onnx.device_types == ("cpu",) and torch_encoder.device_types == ("cpu", "cuda")
     assert onnx.device == torch_encoder.device == torch.device("cpu")
     _fake_gpus(monkeypatch)
-    with pytest.raises(ValueError, match=r"encoder 'minilm-l3' runs on cpu only, not 'cuda'"):
+    with pytest.raises(ValueError, match=r"device 'cuda': encoder 'minilm-l3' runs on cpu only"):
         onnx.to("cuda")
     assert onnx.to("auto").device == torch.device("cpu")  # auto: where the encoder can run
     assert torch_encoder.to("auto").device == torch.device("cuda")
@@ -178,16 +178,42 @@ def test_auto_without_a_gpu_runs_every_encoder_on_the_cpu(monkeypatch: pytest.Mo
         encoders.get("minilm-l6").to("cuda")
 
 
-def test_a_module_encoder_starts_where_its_module_is_and_moves_it() -> None:
+def test_a_module_encoder_starts_where_its_module_is_and_never_moves_it() -> None:
+    from latentbridge.encoders import ModuleEncoder
+
     enc = _tiny_module_encoder()
     assert enc.device == torch.device("cpu")
     images = np.random.default_rng(0).integers(0, 256, (3, 8, 8), dtype=np.uint8)
     before = enc.encode(images)
+    assert enc.model is enc.module  # on its own device: the module itself
+    # Elsewhere (the meta device stands for a GPU here): a copy there, the module stays put.
+    elsewhere = enc._on(torch.device("meta"))
+    assert elsewhere is not enc.module and next(elsewhere.parameters()).is_meta
+    assert next(enc.module.parameters()).device == torch.device("cpu")
     meta = torch.nn.Linear(2, 2, device="meta")  # a device type the encoder does not run on
-    from latentbridge.encoders import ModuleEncoder
-
     assert ModuleEncoder("m", meta, "vision", 2).device == torch.device("cpu")
     np.testing.assert_array_equal(enc.to("cpu").encode(images), before)
+
+
+def test_encoder_objects_without_to_run_on_the_cpu(tmp_path: Path) -> None:
+    from latentbridge.cache import EmbeddingCache
+    from latentbridge.encoding import encode
+
+    class Plain:  # the duck-typed encoder encode() accepts: no .to, no .device
+        name, modality, dim = "plain", "vision", 2
+
+        def fingerprint(self) -> str:
+            return "plain-v1"
+
+        def encode(self, inputs: np.ndarray, batch_size: int = 64) -> np.ndarray:
+            return inputs.reshape(len(inputs), -1)[:, :2].astype(np.float32)
+
+    cache = EmbeddingCache(tmp_path)
+    plain = encode("digits", Plain(), "test", cache=cache, progress=False)
+    on_cpu = encode("digits", Plain(), "test", cache=cache, progress=False, device="cpu")
+    np.testing.assert_array_equal(plain, on_cpu)
+    with pytest.raises(ValueError, match=r"device 'cuda:0': encoder 'plain' has no \.to"):
+        encode("digits", Plain(), "test", cache=cache, progress=False, device="cuda:0")
 
 
 def test_the_cache_keys_on_the_device_and_cpu_keys_are_unchanged(
@@ -216,15 +242,22 @@ def test_the_cache_keys_on_the_device_and_cpu_keys_are_unchanged(
     enc = _tiny_module_encoder()
     counted = Counted("tiny", enc.module, "vision", 5)
     cache = EmbeddingCache(tmp_path)
+    keys: list[dict[str, object]] = []
+    compute = cache.compute
+
+    def recorded(fields: dict[str, object], *args: object, **kwargs: object) -> np.ndarray:
+        keys.append(fields)
+        return compute(fields, *args, **kwargs)
+
+    monkeypatch.setattr(cache, "compute", recorded)
     first = encode("digits", counted, "test", cache=cache, progress=False)
+    assert "device" not in keys[0]  # the fields of a CPU encoding are those they always were
     n = len(calls)
     again = encode("digits", counted, "test", cache=cache, progress=False, device="cpu")
     assert len(calls) == n and np.array_equal(first, again)  # same key: a cache hit
     counted.reported = torch.device("cuda", 0)
     encode("digits", counted, "test", cache=cache, progress=False)
-    assert len(calls) > n  # another key: computed again
-    with pytest.raises(ValueError, match="cannot be moved"):
-        encode("digits", object(), "test", cache=cache, progress=False, device="cpu")
+    assert len(calls) > n and keys[-1]["device"] == "cuda"  # another key: computed again
 
 
 def test_encode_device_falls_back_to_the_cpu_for_cpu_only_encoders() -> None:
@@ -261,8 +294,11 @@ def test_trained_vision_encoders_key_on_the_device_type(monkeypatch: pytest.Monk
     with pytest.raises(ValueError, match="device"):
         TrainingOptions(dataset="digits", device="cuda:0")  # a type, not a GPU
     with pytest.raises(ValueError, match=r"is not options\.device"):
-        fit_encoder(cpu, device="meta")
+        fit_encoder(cuda, device="cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for options, device in ((cuda, None), (cpu, "cuda")):
+        with pytest.raises(ValueError, match="device 'cuda' needs a CUDA GPU"):
+            fit_encoder(options, device=device)
     with pytest.raises(ValueError, match="needs a CUDA GPU"):
         train_encoder("digits", epochs=0, device="cuda")
 
@@ -280,9 +316,10 @@ def test_encoders_on_cuda_are_close_to_the_cpu(tmp_path: Path) -> None:
         gpu = encode("drug-reviews", name, "test", cache=cache, progress=False, device="cuda")
         np.testing.assert_allclose(gpu, cpu, atol=1e-4)
     trained = train_encoder("digits", epochs=1, cache=tmp_path, device="cuda")
-    assert next(trained.module.parameters()).is_cuda
-    images = np.zeros((4, 8, 8), dtype=np.uint8)
-    assert trained.encode(images).shape == (4, trained.latent_dim)
-    enc = trained.encoder()
-    assert enc.device.type == "cuda"
-    np.testing.assert_allclose(enc.to("cpu").encode(images), trained.encode(images), atol=1e-4)
+    assert not next(trained.module.parameters()).is_cuda  # back on the CPU, as a cached one
+    assert "device" in trained.manifest["options"]
+    images = np.random.default_rng(0).integers(0, 256, (4, 8, 8), dtype=np.uint8)
+    on_cpu = trained.encode(images)
+    enc = trained.encoder().to("cuda")
+    assert enc.device.type == "cuda" and not next(trained.module.parameters()).is_cuda
+    np.testing.assert_allclose(enc.encode(images), on_cpu, atol=1e-4)

@@ -949,3 +949,33 @@ def test_the_page_runs_only_its_own_script(rendered: Rendered) -> None:
 def test_stitchability_scatter_plots_are_on_the_page(rendered: Rendered) -> None:
     assert len(figures_of(rendered.page, "scatter")) == len(DATASETS) * len(METRICS)
     assert "Stitchability: Accuracy against anchor consistency" in rendered.page.h2
+
+
+def test_the_glance_table_sorts_by_the_signed_gap() -> None:
+    """The difference column leads with stitched − reference, so sorting it ranks the gaps
+    (a word-only "0.400 worse" and "0.100 better" would sort as 0.4 > 0.1)."""
+    from latentbridge.experiments.headline import glance_table
+    from latentbridge.experiments.tables import to_html
+
+    rows = [
+        ResultRow(d, a, b, "cosine", 0, "accuracy", x if a != b else ref)
+        for d, x, ref in (("worse", 0.4, 0.8), ("better", 0.6, 0.5), ("near", 0.7, 0.75))
+        for a, b in (("a", "b"), ("a", "a"))
+    ]
+    items = [headline(rows, d, ACCURACY) for d in ("worse", "better", "near")]
+    html_text = to_html(glance_table(items))
+    keys = [float(k) for k in re.findall(r'data-value="([-+.\d]+)">[-+.\d]+ \(', html_text)]
+    assert keys == pytest.approx([-0.4, 0.1, -0.05])
+    assert "-0.400 (worse)" in html_text and "+0.100 (better)" in html_text
+
+
+def test_a_run_without_stitched_pairs_says_so() -> None:
+    from latentbridge.experiments.headline import caption
+
+    rows = [ResultRow("d", "a", "a", v, 0, "accuracy", 0.5) for v in ("cosine", "l1")]
+    item = headline(rows, "d", ACCURACY)
+    assert item.best is None
+    text = caption(item, ("train encoder", "test encoder"))
+    assert "no stitched pair" in text and "non-stitched values" in text
+    empty = headline([ResultRow("d", "a", "b", "cosine", 0, "accuracy", None)], "d", ACCURACY)
+    assert "no variant has an applicable Accuracy" in caption(empty, ("a", "b"))

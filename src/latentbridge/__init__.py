@@ -40,7 +40,7 @@ from .stitching import anchor_consistency
 from .transformations import TRANSFORMATIONS
 
 if TYPE_CHECKING:
-    from .estimator import StitchingClassifier
+    from .estimator import StitchingClassifier as StitchingClassifier
 
 __version__ = "0.1.0"
 
@@ -48,7 +48,6 @@ __all__ = [
     "TRANSFORMATIONS",
     "ProductProjection",
     "RelativeProjection",
-    "StitchingClassifier",
     "__version__",
     "aggregations",
     "alignment",
@@ -78,4 +77,6 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    # StitchingClassifier is listed but kept out of __all__, so that a star import does not
+    # import scikit-learn (or fail without it).
+    return sorted(set(globals()) | set(__all__) | {"StitchingClassifier"})

@@ -51,10 +51,10 @@ def encode(
             cache in order, as a local run stores them: the same bytes. Needs an encoder name.
         device: where the encoder runs: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA where
             present and the encoder runs there; see :meth:`Encoder.to
-            <latentbridge.encoders.Encoder.to>`); ``None`` leaves an encoder object where it
-            is and runs a named one on the CPU. Latents computed off the CPU are cached under
-            their own key (the device type is part of it: their last bits differ); with Ray,
-            each actor takes one GPU.
+            <latentbridge.encoders.Encoder.to>`); ``None`` leaves an encoder where it is (a
+            named one starts on the CPU; a module encoder where its module is). Latents
+            computed off the CPU are cached under their own key (the device type is part of
+            it: their last bits differ); with Ray, each actor takes one GPU.
 
     Raises:
         ValueError: an unknown dataset, split or encoder name (the encoder's is an
@@ -81,9 +81,7 @@ def encode(
     # An unknown name fails here, before the data is loaded.
     enc = encoders.get(encoder) if isinstance(encoder, str) else encoder
     if device is not None:
-        if not callable(getattr(enc, "to", None)):
-            raise ValueError(f"device: encoder {encoder!r} cannot be moved (it has no .to)")
-        enc = enc.to(device)
+        enc = _placed(enc, device)
     loaded = data.load(dataset, split, **options)
     if not isinstance(loaded, data.Dataset):
         raise ValueError(
@@ -142,6 +140,19 @@ def encode(
         return store.compute(
             fields, len(loaded), encode_range, chunk_size=chunk_size, progress=bar, refresh=refresh
         )
+
+
+def _placed(enc: Any, device: str) -> Any:
+    """``enc`` moved to ``device`` (:meth:`Encoder.to`); an encoder object without ``.to``
+    runs where it runs, which is taken to be the CPU: any other device is refused."""
+    if callable(getattr(enc, "to", None)):
+        return enc.to(device)
+    if device not in ("cpu", "auto"):
+        raise ValueError(
+            f"device {device!r}: encoder {getattr(enc, 'name', enc)!r} has no .to, so it "
+            "runs only where it is; pass device='cpu' or None"
+        )
+    return enc
 
 
 class _RayChunks:

@@ -282,7 +282,8 @@ class ProductProjection(nn.Module):
             ``self_attention``, ``weighted`` or a registered one.
         num_anchors: K, which sizes the aggregation's weights; inferred from ``anchors`` if given.
         anchors: optional ``(K, D)`` anchors to fit right away.
-        normalization, relative_normalization: applied to the subspaces given by name.
+        normalization: the absolute normalisation of the subspaces given by name.
+        relative_normalization: the relative normalisation of the subspaces given by name.
         check_inputs: check every batch for NaN/Inf.
 
     The output is computed in the dtype of the aggregation's parameters (``.double()`` for

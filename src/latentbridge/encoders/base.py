@@ -344,7 +344,8 @@ class Encoder(ABC):
 
         ``device`` is ``cpu``, ``cuda``, ``cuda:N``, ``auto`` (CUDA where a GPU is present and
         the encoder runs there, else the CPU) or a ``torch.device``. A device type not in
-        :attr:`device_types`, or CUDA without a GPU, is a ``ValueError`` naming the encoder.
+        :attr:`device_types` (named with the encoder), or CUDA without a GPU, is a
+        ``ValueError`` naming ``device``.
         A loaded model is moved; outputs are float32 NumPy arrays wherever it runs (their last
         bits may differ between devices, which is why the embedding cache keys on the device).
         """
@@ -357,8 +358,8 @@ class Encoder(ABC):
             target = resolve_device(device, "device")
         if target.type not in self.device_types:
             raise ValueError(
-                f"encoder {self.name!r} runs on {' or '.join(self.device_types)} only, not "
-                f"{str(device)!r}"
+                f"device {str(device)!r}: encoder {self.name!r} runs on "
+                f"{' or '.join(self.device_types)} only"
             )
         self._device = target
         if self._model is not None:

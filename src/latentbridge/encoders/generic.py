@@ -26,6 +26,7 @@ reading the file system.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Callable
@@ -324,6 +325,9 @@ class ModuleEncoder(Encoder):
     The fingerprint hashes the state_dict bytes (:func:`state_dict_digest`), the module's
     ``repr`` (its architecture) and ``dim``; it is recomputed on every call, so it follows
     further training of the module.
+
+    The encoder starts on the device of the module's parameters; :meth:`to` another device
+    runs a copy of the module there and leaves the module itself where it is.
     """
 
     downloads = False
@@ -372,10 +376,20 @@ class ModuleEncoder(Encoder):
         return h.hexdigest()
 
     def _load(self) -> Any:
-        return self.module.to(self.device)
+        return self._on(self.device)
 
     def _moved(self, model: Any, device: torch.device) -> Any:
-        return model.to(device)
+        return self._on(device)
+
+    def _on(self, device: torch.device) -> torch.nn.Module:
+        """The module where it is, or a copy of it on ``device``: the caller's module is never
+        moved (a copy is made by :meth:`to` or on first use; call ``to`` again after training
+        the module further)."""
+        param = next(self.module.parameters(), None)
+        here = param is None or (
+            param.device.type == device.type and device.index in (None, param.device.index)
+        )
+        return self.module if here else copy.deepcopy(self.module).to(device)
 
     def _encode_batch(self, batch: Any) -> np.ndarray:
         module = self.model

@@ -91,21 +91,29 @@ def _reference_mean(bar: Bar) -> float | None:
     return None if bar.reference is None else bar.reference.mean
 
 
-def _difference(bar: Bar, metric: MetricInfo) -> str:
-    """How far the stitched mean is from the reference, in words ("0.078 worse")."""
+def _difference(bar: Bar, metric: MetricInfo, *, signed: bool = False) -> str:
+    """How far the stitched mean is from the reference, in words ("0.078 worse"); ``signed``:
+    led by stitched − reference ("-0.078 (worse)"), so that a table sorts by the gap."""
     mean, ref = bar.mean, _reference_mean(bar)
     if mean is None or ref is None:
         return NA
     gap = mean - ref
-    worse = gap < 0 if metric.higher_is_better else gap > 0
-    return f"{abs(gap):.3f} {'worse' if worse else 'better'}" if gap else "0.000"
+    if not gap:
+        return "0.000"
+    word = "worse" if (gap < 0 if metric.higher_is_better else gap > 0) else "better"
+    return f"{gap:+.3f} ({word})" if signed else f"{abs(gap):.3f} {word}"
 
 
 def caption(item: Headline, roles: tuple[str, str], chance_note: str = "") -> str:
     """The sentence under a headline chart: the best variant and its value, how far it is from
     its non-stitched reference (where the rows have one), then ``chance_note``."""
     best = item.best
-    if best is None:
+    if best is None and any(_reference_mean(b) is not None for b in item.bars):
+        text = (
+            f"{item.dataset}: no stitched pair ({roles[0]} ≠ {roles[1]}) to compare; the "
+            f"diamonds are the non-stitched values ({roles[0]} = {roles[1]})."
+        )
+    elif best is None:
         text = f"{item.dataset}: no variant has an applicable {item.metric.title}."
     elif _reference_mean(best) is None:
         text = (
@@ -138,7 +146,7 @@ def glance_table(items: Sequence[Headline]) -> Table:
         if best is not None:
             cells = [best.variant, fmt(best.stitched)]
             if with_reference:
-                cells += [fmt(best.reference), _difference(best, item.metric)]
+                cells += [fmt(best.reference), _difference(best, item.metric, signed=True)]
         if with_chance:
             cells.append(NA if item.chance is None else f"{item.chance:.3f}")
         table.rows.append([Cell(item.dataset), Cell(item.metric.title), *map(Cell, cells)])

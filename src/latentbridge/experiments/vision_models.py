@@ -471,7 +471,7 @@ def fit_encoder(
     on ``device`` (default: ``options.device``; a ``cuda:N`` picks the GPU), initialised on
     the CPU and moved there with the images; the encoder comes back on that device.
     """
-    device = torch.device(options.device if device is None else device)
+    device = resolve_device(options.device if device is None else str(device), "device")
     if device.type != options.device:
         raise ValueError(f"device {str(device)!r} is not options.device {options.device!r}")
     split = _training_data(options).to(device)
@@ -662,8 +662,8 @@ def train_encoder(
         dataset_options: options for :func:`latentbridge.data.load` (part of the key).
         refresh: retrain even if a stored encoder exists.
         device: where to train: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA where present);
-            its type is part of the options (and the key). A stored encoder is loaded on the
-            CPU (move it with ``trained.module.to(...)`` or ``trained.encoder().to(...)``).
+            its type is part of the options (and the key). The encoder comes back on the
+            CPU, trained or loaded (``trained.encoder().to(...)`` encodes elsewhere).
 
     Returns:
         A :class:`TrainedEncoder` in eval mode.
@@ -686,6 +686,7 @@ def train_encoder(
     trained = None if refresh else _usable_entry(folder, options)
     if trained is None:
         trained = store_trained(folder, *fit_encoder(options, progress, resolve_device(device)))
+        trained.module.cpu()  # as a stored one loads: the same encoder, trained or cached
     if progress is not None:
         kind = "cached" if trained.cached else "trained"
         progress(TrainingEvent(kind, options.name, options.epochs, options.epochs))
