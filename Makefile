@@ -28,7 +28,7 @@ bench-metrics: $(STAMP)
 	$(BIN)/python benchmarks/bench_metrics.py
 
 docs: $(STAMP)
-	$(BIN)/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
