@@ -21,13 +21,13 @@ import argparse
 import json
 import math
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
 
 from latentbridge.experiments.config import parse_config
-from latentbridge.experiments.results import load_state
+from latentbridge.experiments.results import CellStore, load_state
+from latentbridge.experiments.task import RunContext
 from latentbridge.experiments.tasks import classification
 from latentbridge.experiments.variants import candidates, from_config
 from latentbridge.stitching import (
@@ -45,12 +45,10 @@ def _run(folder: Path) -> dict[str, dict[str, list[float]]]:
     stored.get("variants", {}).pop("ensemble_temperature", None)  # the run's own T
     config = parse_config(stored)
     pool = candidates(from_config(config.variants))
-    context = SimpleNamespace(
-        cache=None, progress=False, log=lambda message: None, executor="local"
-    )
+    context = RunContext(out=folder, store=CellStore(folder), progress=False)
     results: dict[str, dict[str, list[float]]] = {}
     for ds in config.datasets:
-        features = classification._features(ds, config, context)  # type: ignore[arg-type]
+        features = classification._features(ds, config, context)
         labels = torch.as_tensor(np.asarray(features.spaces.test_labels))
         table = results.setdefault(ds.name, {})
         for seed in config.seeds:
