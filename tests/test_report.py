@@ -39,6 +39,8 @@ ENCODERS = ["enc_a", "enc_b", "big"]  # "big" has another dimension: absolute n/
 VARIANTS = ["absolute", "cosine", "euclidean", "l1", "linf", "product:mlp_sum", "product:concat"]
 SEEDS = [0, 1]
 METRICS = ["accuracy", "macro_f1"]
+# The columns of the paper-style summary table of the synthetic set.
+SUMMARY_HEADER = ["Dataset", "Absolute", "Cosine", "Euclidean", "L1", "L∞", "Product (mlp_sum)"]
 # Base value per (dataset, variant): ds1's best stitched variant is product:mlp_sum, ds2's
 # is cosine.
 BASE = {
@@ -191,15 +193,7 @@ def test_summary_cells_match_hand_computed(results: Path) -> None:
     rows = read_results(results)
     for metric in METRICS:
         header, body = parse_md(summary_table(rows, metric))
-        assert header == [
-            "Dataset",
-            "Absolute",
-            "Cosine",
-            "Euclidean",
-            "L1",
-            "L∞",
-            "Product (mlp_sum)",
-        ]
+        assert header == SUMMARY_HEADER
         assert list(body) == DATASETS
         variants = ["absolute", "cosine", "euclidean", "l1", "linf", "product:mlp_sum"]
         for d in DATASETS:
@@ -909,15 +903,7 @@ def test_every_table_of_a_stitching_report_is_an_html_table(rendered: Rendered) 
     assert rendered.text.count('<table class="sortable">') == len(page.tables)
     assert len(page.pre) == 1 and "name: quick" in page.pre[0]  # only the config
     stitched = page.tables[1]
-    assert stitched[0] == [
-        "Dataset",
-        "Absolute",
-        "Cosine",
-        "Euclidean",
-        "L1",
-        "L∞",
-        "Product (mlp_sum)",
-    ]
+    assert stitched[0] == SUMMARY_HEADER
     assert stitched[1][2] == expected_cell("ds1", "cosine", "accuracy", True)
 
 
