@@ -16,7 +16,9 @@ blocks in page order:
   file: its text is written to ``NAME`` in the working folder, and a later block reads it;
 - ```` ```console ```` and ```` ```text ```` blocks are shown, not executed: console blocks hold
   commands that cannot run in a test (the full benchmark runs, hours on a CPU; ``make``'s
-  machine set-up), text blocks hold output. The pages keep them few and say what they are.
+  machine set-up), text blocks hold output. The pages keep them few and say what they are, and
+  each command of a console block is checked instead: it parses with the CLI's parser (a
+  ``run`` names a config that loads) or names a Makefile target.
 
 Any other fenced block on those pages fails the test, so a misspelt language cannot silently
 skip a block. Tutorials print their real outputs; a number the prose relies on is asserted in
@@ -136,6 +138,44 @@ def test_page_code_blocks_run(
     monkeypatch.setenv("LATENTBRIDGE_CACHE", str(docs_cache))
     monkeypatch.chdir(tmp_path)
     _run_page(page, tmp_path)
+
+
+def _shown_commands() -> list[tuple[str, str]]:
+    """(where, command) of every command line of the ``console`` blocks of the executed pages
+    (a trailing ``# comment`` removed)."""
+    found = []
+    for page in EXECUTED_PAGES:
+        for block in blocks(page):
+            if block.language != "console":
+                continue
+            for i, line in enumerate(block.code.splitlines()):
+                command = line.split("  #")[0].split(" # ")[0].strip()
+                if command:
+                    found.append((f"docs/{page}:{block.line + 1 + i}", command))
+    return found
+
+
+def test_the_commands_shown_but_not_run_are_valid() -> None:
+    """The console blocks (the long runs, ``make``'s set-up) are not executed, so each command
+    is checked instead: a ``latentbridge`` command parses with the real parser (and a ``run``
+    names a config that loads), a ``make`` command names a target of the Makefile."""
+    import shlex
+
+    from latentbridge.cli import build_parser
+    from latentbridge.experiments.config import load_config
+
+    commands = _shown_commands()
+    assert commands, "no console block to check"
+    targets = set(re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), re.MULTILINE))
+    for where, command in commands:
+        words = shlex.split(command)
+        if words[0] == "make":
+            assert set(words[1:]) <= targets, f"{where}: {command!r} names no Makefile target"
+            continue
+        assert words[0] == "latentbridge", f"{where}: {command!r} is not a command to check"
+        args = build_parser().parse_args(words[1:])
+        if words[1] == "run":
+            load_config(args.config)
 
 
 # -- the CLI reference ----------------------------------------------------------------------
