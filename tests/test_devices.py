@@ -214,6 +214,8 @@ def test_encoder_objects_without_to_run_on_the_cpu(tmp_path: Path) -> None:
     np.testing.assert_array_equal(plain, on_cpu)
     with pytest.raises(ValueError, match=r"device 'cuda:0': encoder 'plain' has no \.to"):
         encode("digits", Plain(), "test", cache=cache, progress=False, device="cuda:0")
+    with pytest.raises(ValueError, match="device must be one of"):
+        encode("digits", Plain(), "test", cache=cache, progress=False, device="gpu")
 
 
 def test_the_cache_keys_on_the_device_and_cpu_keys_are_unchanged(

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import _ray
+from ._devices import check_device
 from ._progress import progress_bar
 from ._validation import check_positive_int
 from .cache import FORMAT_VERSION, EmbeddingCache, fingerprint_inputs
@@ -130,8 +131,10 @@ def encode(
     if executor == "ray":
         if not isinstance(encoder, str):
             raise ValueError("executor 'ray' needs the encoder's name (each actor loads it)")
-        chunks = _RayChunks(encoder, inputs, len(loaded), batch_size, chunk_size, max_parallel)
-        chunks.device = "cpu" if on is None else on.type
+        device_type = "cpu" if on is None else on.type
+        chunks = _RayChunks(
+            encoder, inputs, len(loaded), batch_size, chunk_size, max_parallel, device_type
+        )
         with bar, chunks.connected(address):
             return store.compute(
                 fields, len(loaded), chunks, chunk_size=chunk_size, progress=bar, refresh=refresh
@@ -147,7 +150,7 @@ def _placed(enc: Any, device: str) -> Any:
     runs where it runs, which is taken to be the CPU: any other device is refused."""
     if callable(getattr(enc, "to", None)):
         return enc.to(device)
-    if device not in ("cpu", "auto"):
+    if check_device(device) not in ("cpu", "auto"):
         raise ValueError(
             f"device {device!r}: encoder {getattr(enc, 'name', enc)!r} has no .to, so it "
             "runs only where it is; pass device='cpu' or None"
@@ -168,11 +171,12 @@ class _RayChunks:
         batch_size: int,
         chunk_size: int,
         max_parallel: int | None,
+        device: str,
     ) -> None:
         self.encoder, self.inputs, self.num_samples = encoder, inputs, num_samples
         self.batch_size, self.chunk_size, self.max_parallel = batch_size, chunk_size, max_parallel
+        self.device = device  # the actors' device type (each takes one GPU for "cuda")
         self._results: Any = None
-        self.device = "cpu"  # the actors' device type (each takes one GPU for "cuda")
 
     @contextlib.contextmanager
     def connected(self, address: str | None) -> Iterator[None]:

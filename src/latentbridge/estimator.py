@@ -1,16 +1,12 @@
 """:class:`StitchingClassifier`: a scikit-learn classifier on the relative representation, and
 its zero-shot stitched copies for other encoders.
 
-The estimator composes core pieces only: a :class:`~latentbridge.RelativeProjection` or a
-:class:`~latentbridge.ProductProjection` fitted on the anchors, a small classification head
-(LayerNorm -> Linear -> Tanh -> Linear) and a mini-batch Adam loop on the cross-entropy. The
-head and the loop follow the protocol of the experiments (``make_head`` and
-``train_classifier`` in :mod:`latentbridge.experiments.training`) but are written here on
-``torch`` directly, in about thirty lines: the module sits in the layer of data and models (the
-core plus an optional extra), below the experiments, and the layers below never import the
-experiments (the experiments may use the estimator, not the other way round). Moving the head
-and the loop down into the core would serve both, at the cost of reshaping the experiments'
-training module; duplicating two small functions keeps the layering with no such move.
+The estimator composes core pieces: a :class:`~latentbridge.RelativeProjection` or a
+:class:`~latentbridge.ProductProjection` fitted on the anchors, the classification head of the
+experiments (LayerNorm -> Linear -> Tanh -> Linear) and their training loop, a mini-batch Adam
+loop on the cross-entropy. The head and the loop live in the core (``latentbridge._training``,
+imported by :mod:`latentbridge.experiments.training` too), because the module sits in the layer
+of data and models, which never imports the experiments.
 
 scikit-learn is the optional ``sklearn`` extra (``pip install 'latentbridge[sklearn]'``);
 ``latentbridge.StitchingClassifier`` imports this module on first access only, so importing
@@ -51,6 +47,7 @@ from . import aggregations as _aggregations
 from . import anchors as _anchors
 from . import normalization as _norm
 from . import projections as _projections
+from ._training import fit, make_head
 from ._validation import (
     WrongTypeError,
     as_matrix,
@@ -476,40 +473,44 @@ def _build_model(settings: _Settings, anchors: Tensor, num_classes: int) -> nn.S
                 normalization=settings.normalization,
             )
             width = layer.out_features
-        head = nn.Sequential(
-            nn.LayerNorm(width),
-            nn.Linear(width, settings.hidden),
-            nn.Tanh(),
-            nn.Linear(settings.hidden, num_classes),
-        )
+        head = make_head(width, num_classes, settings.hidden)
     return nn.Sequential(layer, head)
 
 
 def _train(model: nn.Module, x: Tensor, targets: Tensor, settings: _Settings) -> None:
-    """Minimise the mean cross-entropy with Adam over shuffled mini-batches; eval mode after.
+    """Minimise the mean cross-entropy with Adam over shuffled mini-batches (the library's
+    :func:`~latentbridge._training.fit`); eval mode after.
 
     The batch order of every epoch is a permutation drawn from a CPU generator seeded with
     ``settings.seed``. A non-finite epoch loss stops training with a ``ValueError``.
     """
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
-    )
-    generator = torch.Generator().manual_seed(settings.seed)
-    n = int(x.shape[0])
-    model.train()
-    for epoch in range(settings.epochs):
-        order = torch.randperm(n, generator=generator).to(x.device)
-        total = x.new_zeros(())
-        for start in range(0, n, settings.batch_size):
-            batch = order[start : start + settings.batch_size]
-            optimizer.zero_grad()
-            loss = nn.functional.cross_entropy(model(x[batch]), targets[batch])
-            loss.backward()
-            optimizer.step()
-            total = total + loss.detach()
+    total = x.new_zeros(())
+
+    def loss(batch: Tensor | None) -> Tensor:
+        nonlocal total
+        assert batch is not None  # fit is given a batch_size, so it passes indices
+        batch = batch.to(x.device)
+        value = nn.functional.cross_entropy(model(x[batch]), targets[batch])
+        total = total + value.detach()
+        return value
+
+    def end_of_epoch(epoch: int) -> None:
+        nonlocal total
         if not bool(torch.isfinite(total)):
             raise ValueError(
                 f"training diverged: the loss is not finite after epoch {epoch + 1}; use a "
                 f"smaller lr (got lr={settings.lr}) or rescale X"
             )
-    model.eval()
+        total = x.new_zeros(())
+
+    fit(
+        model,
+        loss,
+        num_samples=int(x.shape[0]),
+        epochs=settings.epochs,
+        lr=settings.lr,
+        weight_decay=settings.weight_decay,
+        batch_size=settings.batch_size,
+        generator=torch.Generator().manual_seed(settings.seed),
+        end_of_epoch=end_of_epoch,
+    )
